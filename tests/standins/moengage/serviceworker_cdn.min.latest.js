@@ -14,7 +14,6 @@ self.addEventListener('push', function (event) {
   var title = (message && typeof message.title === 'string') ? message.title : 'MoEngage push';
   event.waitUntil(self.registration.showNotification(title, {
     body: message && message.body ? String(message.body) : text,
-    tag: 'moengage-standin',
     data: { moengage: true }
   }));
 });
