@@ -67,8 +67,9 @@ class _State:
 
     def tokens(self) -> UserTokens:
         if self._tokens is None:
-            self._tokens = UserTokens(current_app.secret_key or "",
-                                      self.settings.user_token_max_age)
+            self._tokens = UserTokens(
+                current_app.secret_key or "", self.settings.user_token_max_age
+            )
         return self._tokens
 
     def nonce(self) -> str | None:
@@ -82,6 +83,11 @@ class _State:
 def _state() -> _State:
     state: _State = current_app.extensions[EXTENSION_KEY]
     return state
+
+
+def _bundle(state: _State) -> AssetBundle:
+    """The assets for the mount point (``SCRIPT_NAME``) of the current request."""
+    return state.bundle(request.environ.get("SCRIPT_NAME", ""))
 
 
 class WebPushKit:
@@ -128,16 +134,22 @@ def _blueprint(settings: Settings) -> Blueprint:
     ):
         # merge_slashes=False: Werkzeug would otherwise answer //serviceworker.js with a
         # redirect, and a service worker script behind a redirect fails to register.
-        bp.add_url_rule(path, name, _serve, methods=["GET"], defaults={"asset": name},
-                        merge_slashes=False, strict_slashes=True)
+        bp.add_url_rule(
+            path,
+            name,
+            _serve,
+            methods=["GET"],
+            defaults={"asset": name},
+            merge_slashes=False,
+            strict_slashes=True,
+        )
     return bp
 
 
 @exempt
 def _serve(asset: str) -> Response:
-    bundle = _state().bundle(request.script_root)
-    item: Asset = getattr(bundle, asset)
-    if request.if_none_match and request.if_none_match.contains_weak(item.etag):
+    item: Asset = getattr(_bundle(_state()), asset)
+    if "HTTP_IF_NONE_MATCH" in request.environ and request.if_none_match.contains_weak(item.etag):
         # RFC 9110: If-None-Match uses weak comparison; a 304 repeats the validators.
         resp = Response(status=304)
         for key, value in item.all_headers():
@@ -155,7 +167,7 @@ def webpush_head(user_id: str | None = None) -> Markup:
     endpoints accept as proof of who the browser speaks for.
     """
     state = _state()
-    bundle = state.bundle(request.script_root)
+    bundle = _bundle(state)
     token = state.tokens().sign(user_id) if user_id is not None else None
     setattr(g, _DONE_FLAG, True)
     return Markup(bundle.head(nonce=state.nonce(), user_token=token).decode("ascii"))
@@ -187,7 +199,7 @@ def _after_request(response: Response) -> Response:
     if _view_is_exempt():
         return response
     body = response.get_data()
-    snippet = state.bundle(request.script_root).head(nonce=state.nonce())
+    snippet = _bundle(state).head(nonce=state.nonce())
     new_body = inject_head(body, snippet)
     if len(new_body) == len(body):
         return response
