@@ -182,31 +182,39 @@ def _view_is_exempt() -> bool:
 
 
 def _after_request(response: Response) -> Response:
-    """Insert the head snippet into eligible HTML responses (WEB-PUSH-RULES section 5)."""
-    state = _state()
-    if not state.settings.inject_head or g.get(_DONE_FLAG):
+    """Insert the head snippet into eligible HTML responses (WEB-PUSH-RULES section 5).
+
+    Runs on every response, so the cheapest refusals come first, and the headers are read
+    in one pass: Werkzeug's ``name in headers`` raises and catches a KeyError on a miss.
+    """
+    if response.status_code != 200:
+        return response  # 206/304/204/errors
+    content_type = etag = ""
+    for name, value in response.headers.items():
+        lname = name.lower()
+        if lname == "content-type":
+            content_type = value
+        elif lname == "etag":
+            etag = value
+        elif lname in ("content-encoding", "content-range"):
+            return response  # compressed bytes, or byte ranges of the original
+    mime, _, params = content_type.partition(";")
+    if mime.strip().lower() != "text/html":
+        return response  # XHTML and everything that is not HTML
+    if "utf-16" in params.lower() or "utf-32" in params.lower():
         return response
-    if response.status_code != 200 or response.mimetype != "text/html":
-        return response  # 206/304/204/errors, XHTML and everything not HTML
     if response.direct_passthrough or not response.is_sequence:
         return response  # send_file and streamed bodies: never buffer or break them
-    headers = response.headers
-    if "Content-Encoding" in headers or "Content-Range" in headers:
-        return response
-    charset = response.mimetype_params.get("charset", "").lower()
-    if charset.startswith(("utf-16", "utf-32")):
-        return response
-    if _view_is_exempt():
+    state = _state()
+    if not state.settings.inject_head or g.get(_DONE_FLAG) or _view_is_exempt():
         return response
     body = response.get_data()
-    snippet = _bundle(state).head(nonce=state.nonce())
-    new_body = inject_head(body, snippet)
+    new_body = inject_head(body, _bundle(state).head(nonce=state.nonce()))
     if len(new_body) == len(body):
         return response
     response.set_data(new_body)  # also recomputes Content-Length (HEAD gets GET's length)
-    etag, weak = response.get_etag()
-    if etag and not weak:
-        response.set_etag(etag, weak=True)  # the bytes changed: no longer byte-identical
+    if etag and not etag.startswith(("W/", "w/")):
+        response.headers["ETag"] = "W/" + etag  # the bytes changed: no longer identical
     setattr(g, _DONE_FLAG, True)
     return response
 
