@@ -622,3 +622,20 @@ __all__ = [
     "settings_warnings",
     "toml_key",
 ]
+
+
+def options_markdown() -> str:
+    """The README's settings table, generated from the catalogue (a test keeps them equal)."""
+    rows = ["| Setting (`WEBPUSH_` + upper case in Flask config) | TOML | Default | What it is |",
+            "|---|---|---|---|"]
+    for f in iter_options():
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            default = f.default_factory()  # type: ignore[operator]
+        shown = "unset" if default is None else json.dumps(
+            list(default) if isinstance(default, tuple) else default)
+        doc = f.metadata["doc"].replace("|", "\\|")
+        rows.append(f"| `{f.name}` | `[{f.metadata['section']}] {toml_key(f)}` | `{shown}` "
+                    f"| {doc} |")
+    return "\n".join(rows) + "\n"
