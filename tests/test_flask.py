@@ -142,7 +142,7 @@ def test_mounted_under_a_prefix_everything_carries_it() -> None:
 def test_bad_config_stops_start_up_naming_the_key() -> None:
     app = Flask(__name__)
     app.config["WEBPUSH_MOENGAGE_DATA_CENTER"] = "eu"
-    with pytest.raises(ConfigError, match="WEBPUSH_MOENGAGE_DATA_CENTER.*dc_<n>"):
+    with pytest.raises(ConfigError, match=r"WEBPUSH_MOENGAGE_DATA_CENTER.*dc_<n>"):
         WebPushKit(app)
     with pytest.raises(ConfigError, match="manifest_display"):
         WebPushKit(Flask(__name__), manifest_display="tab")
