@@ -1,0 +1,241 @@
+"""Sender throughput and memory, measured side by side in one run.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bench_send.py            # 10,000 subscriptions
+    .venv/bin/python benchmarks/bench_send.py --quick    # 2,000, for a smoke check
+
+What it measures, against loopback push services running in separate processes
+(``tests/pushservice.py``, so the service does not share the sender's GIL):
+
+* the naive loop: ``pywebpush.webpush()`` once per subscription, as django-webpush does
+  (new connection, key parsing and a VAPID signature per message), on a sample, since
+  only its rate matters;
+* our ``Sender.send_to_all`` over the same number of distinct endpoints, streamed from a
+  generator-backed store (outcomes written back in batches);
+* the encryption-only rate (``encrypt_payload`` in a loop, no HTTP);
+* peak traced memory of ``send_to_all`` for 10,000 and 100,000 subscriptions, each in a
+  fresh child process (tracemalloc), with a fast no-delay service.
+
+Targets (PASS/FAIL printed for each): with 50 ms added delay ours >= 50x naive; with no
+delay ours >= 3x naive and >= 40% of the encryption-only rate; peak memory at 100,000
+within 1.25x (+1 MiB) of the peak at 10,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pywebpush  # type: ignore[import-untyped]  # noqa: E402
+
+from tests.pushservice import Recipient, ServiceProcess  # noqa: E402
+from webpush_kit.messages import Notification, PushOptions  # noqa: E402
+from webpush_kit.sender import Sender, encrypt_payload  # noqa: E402
+from webpush_kit.vapid import VapidClaims, VapidKey, VapidSigner  # noqa: E402
+
+SUB = "mailto:bench@webpush-kit.dev"
+NOTIFICATION = Notification(
+    title="Price drop on your saved item 🎉",
+    body="The running shoes you saved are now 20% off. Tap to see them before they sell out.",
+    icon="/static/icons/192.png",
+    url="/saved/42?utm_source=push",
+    tag="price-drop-42",
+    data={"item": 42, "campaign": "spring-sale"},
+)
+OPTIONS = PushOptions(ttl=86400)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    endpoint: str
+    p256dh: str
+    auth: str
+    content_encoding: str = "aes128gcm"
+    vapid_key: str | None = None
+
+
+class GeneratedStore:
+    """A store whose active subscriptions are generated on the fly (nothing kept)."""
+
+    def __init__(self, base: str, n: int, recipients: Sequence[Recipient], key: str) -> None:
+        self.base, self.n, self.recipients, self.key = base, n, recipients, key
+        self.recorded = 0
+        self.delivered = 0
+
+    def iter_active(self, batch_size: int = 500) -> Iterator[Record]:
+        keys = [(r.p256dh, r.auth) for r in self.recipients]
+        for i in range(self.n):
+            p256dh, auth = keys[i % len(keys)]
+            yield Record(f"{self.base}/push/s{i}", p256dh, auth, vapid_key=self.key)
+
+    def subscriptions_for_user(self, user_id: str, *, active_only: bool = True) -> list[Record]:
+        return []
+
+    def record_outcomes(self, outcomes: Sequence[tuple[str, str, str | None]]) -> None:
+        self.recorded += len(outcomes)
+        self.delivered += sum(1 for o in outcomes if o[1] == "delivered")
+
+
+def naive_rate(
+    service: ServiceProcess, key: VapidKey, recipients: Sequence[Recipient], n: int
+) -> float:
+    payload = NOTIFICATION.to_payload().decode("utf-8")
+    private = key.private_raw_b64()
+    started = time.perf_counter()
+    for i in range(n):
+        r = recipients[i % len(recipients)]
+        pywebpush.webpush(
+            subscription_info={
+                "endpoint": service.endpoint(f"naive{i}"),
+                "keys": {"p256dh": r.p256dh, "auth": r.auth},
+            },
+            data=payload,
+            vapid_private_key=private,
+            vapid_claims={"sub": SUB},
+            ttl=OPTIONS.ttl,
+            timeout=10,
+        )
+    return n / (time.perf_counter() - started)
+
+
+def ours_rate(
+    service: ServiceProcess, signer: VapidSigner, recipients: Sequence[Recipient], n: int
+) -> float:
+    store = GeneratedStore(service.url, n, recipients, signer.public_key_b64)
+    with Sender(signer) as sender:
+        summary = sender.send_to_all(store, NOTIFICATION, OPTIONS)
+    if summary.delivered != n or store.recorded != n:
+        raise SystemExit(f"not all delivered/recorded: {summary} recorded={store.recorded}")
+    return n / summary.duration
+
+
+def encryption_rate(recipients: Sequence[Recipient], n: int) -> float:
+    payload = NOTIFICATION.to_payload()
+    keys = [(r.p256dh, r.auth) for r in recipients]
+    started = time.perf_counter()
+    for i in range(n):
+        p256dh, auth = keys[i % len(keys)]
+        encrypt_payload(payload, p256dh, auth)
+    return n / (time.perf_counter() - started)
+
+
+def memory_child(n: int) -> None:
+    """In a fresh process: peak traced memory of send_to_all over n subscriptions."""
+    recipients = [Recipient.generate() for _ in range(50)]
+    signer = VapidSigner(VapidKey.generate(), VapidClaims(SUB))
+    with ServiceProcess(delay=0.0) as service:
+        store = GeneratedStore(service.url, n, recipients, signer.public_key_b64)
+        sender = Sender(signer)
+        sender.send_many(iter([]), NOTIFICATION)  # start the loop thread and pool first
+        gc.collect()
+        tracemalloc.start()
+        summary = sender.send_to_all(store, NOTIFICATION, OPTIONS)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        sender.close()
+    print(
+        json.dumps(
+            {"n": n, "peak": peak, "delivered": summary.delivered, "recorded": store.recorded}
+        )
+    )
+
+
+def measure_memory(n: int) -> dict[str, int]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, int] = json.loads(out.strip().splitlines()[-1])
+    if result["delivered"] != n or result["recorded"] != n:
+        raise SystemExit(f"memory run lost outcomes: {result}")
+    return result
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=10_000, help="subscriptions per sender run")
+    parser.add_argument("--naive-sample", type=int, default=200)
+    parser.add_argument("--memory-n", type=int, nargs=2, default=(10_000, 100_000))
+    parser.add_argument("--quick", action="store_true", help="2,000 subscriptions, small sample")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return 0
+    if args.quick:
+        args.n, args.naive_sample, args.memory_n = 2_000, 60, (2_000, 20_000)
+
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, n={args.n}, "
+        f"naive sample={args.naive_sample}"
+    )
+    recipients = [Recipient.generate() for _ in range(300)]
+    key = VapidKey.generate()
+    signer = VapidSigner(key, VapidClaims(SUB))
+    results: list[tuple[str, bool]] = []
+
+    enc = encryption_rate(recipients, min(args.n, 5000))
+    print(f"encryption only:              {enc:8.0f}/s")
+
+    with ServiceProcess(delay=0.05) as slow, ServiceProcess(delay=0.0) as fast:
+        for label, service in (("50 ms delay", slow), ("no delay", fast)):
+            naive = naive_rate(service, key, recipients, args.naive_sample)
+            ours = ours_rate(service, signer, recipients, args.n)
+            ratio = ours / naive
+            print(
+                f"{label:11s} naive webpush(): {naive:8.1f}/s   ours: {ours:8.0f}/s   "
+                f"ratio {ratio:6.1f}x"
+            )
+            if label == "50 ms delay":
+                results.append((f"50 ms delay: ours >= 50x naive ({ratio:.1f}x)", ratio >= 50))
+            else:
+                results.append((f"no delay: ours >= 3x naive ({ratio:.1f}x)", ratio >= 3))
+                share = ours / enc
+                results.append(
+                    (f"no delay: ours >= 40% of encryption-only ({share:.0%})", share >= 0.40)
+                )
+
+    small, large = (measure_memory(n) for n in args.memory_n)
+    mib = 1024 * 1024
+    print(
+        f"peak traced memory: {small['n']:,} -> {small['peak'] / mib:.2f} MiB, "
+        f"{large['n']:,} -> {large['peak'] / mib:.2f} MiB"
+    )
+    grows = large["peak"] > 1.25 * small["peak"] + mib
+    results.append(
+        (
+            f"memory flat from {small['n']:,} to {large['n']:,} "
+            f"({large['peak'] / small['peak']:.2f}x)",
+            not grows,
+        )
+    )
+
+    print()
+    for text, ok in results:
+        print(f"{verdict(ok)}  {text}")
+    return 0 if all(ok for _, ok in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
