@@ -145,3 +145,41 @@ def test_under_a_url_prefix_the_scope_is_the_prefix(
     assert result["url"] == server.url + "/shop/manifest.json" and result["errors"] == []
     tools.push(server.url + "/shop/", json.dumps({"title": "prefixed"}))
     assert tools.notifications(1) == ["prefixed"]
+
+
+def test_control_a_changing_import_url_loses_pushes_after_a_restart(
+    live_server: Any, browser_context: Any
+) -> None:
+    """The negative control for the restart test above (WEB-PUSH-RULES section 6): the same
+    check fails for a worker whose importScripts URL changes between runs, as the seed's
+    dated line does. It proves the restart test can tell the two apart."""
+    app = Flask("control")
+    worker = (
+        "importScripts('/lib.js?t=' + Date.now());\n"
+        "self.addEventListener('push', function (e) {\n"
+        "  e.waitUntil(self.registration.showNotification(e.data.text()));\n"
+        "});\n"
+    )
+
+    @app.get("/")
+    def index() -> str:
+        return ("<!doctype html><html><head><script>navigator.serviceWorker.register"
+                "('/sw.js')</script></head><body></body></html>")
+
+    @app.get("/sw.js")
+    def sw() -> tuple[str, int, dict[str, str]]:
+        return worker, 200, {"Content-Type": "text/javascript", "Cache-Control": "no-cache"}
+
+    @app.get("/lib.js")
+    def lib() -> tuple[str, int, dict[str, str]]:
+        return "self.lib = 1;", 200, {"Content-Type": "text/javascript"}
+
+    server = live_server(app)
+    tools = Devtools(browser_context, server.url)
+    assert tools.ready_scope(server.url + "/") == server.url + "/"
+    tools.push(server.url + "/", "first")
+    assert tools.notifications(1) == ["first"]
+    tools.cdp.send("ServiceWorker.stopAllWorkers")
+    tools.page.wait_for_timeout(200)
+    tools.push(server.url + "/", "lost")
+    assert tools.notifications(2) == ["first"]  # the restarted worker failed to start
