@@ -116,6 +116,9 @@ class WebPushKit:
         app.after_request(_after_request)
         app.before_request(_keep_injection_first)
         app.jinja_env.globals["webpush_head"] = webpush_head
+        from webpush_kit.cli import flask_group  # imported here: the CLI imports this module
+
+        app.cli.add_command(flask_group())  # flask webpush init | export | doctor
 
     @staticmethod
     def settings(app: Flask | None = None) -> Settings:
