@@ -629,10 +629,8 @@ def options_markdown() -> str:
     rows = ["| Setting (`WEBPUSH_` + upper case in Flask config) | TOML | Default | What it is |",
             "|---|---|---|---|"]
     for f in iter_options():
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        else:
-            default = f.default_factory()  # type: ignore[operator]
+        missing = f.default is dataclasses.MISSING
+        default = f.default_factory() if missing else f.default  # type: ignore[operator]
         shown = "unset" if default is None else json.dumps(
             list(default) if isinstance(default, tuple) else default)
         doc = f.metadata["doc"].replace("|", "\\|")
