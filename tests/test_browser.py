@@ -46,7 +46,13 @@ class Devtools:
 
     def ready_scope(self, url: str) -> str:
         self.page.goto(url)
-        scope: str = self.page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)")
+        # `ready` resolves when activation starts; a push delivered through CDP before the
+        # worker is "activated" can be dropped, so wait for that state too.
+        scope: str = self.page.evaluate("""navigator.serviceWorker.ready.then(r =>
+            r.active.state === 'activated' ? r.scope : new Promise(resolve =>
+                r.active.addEventListener('statechange', () => {
+                    if (r.active.state === 'activated') resolve(r.scope);
+                })))""")
         return scope
 
     def registration_id(self, scope: str) -> str:
@@ -57,9 +63,11 @@ class Devtools:
             self.page.wait_for_timeout(100)
         raise AssertionError(f"no registration for {scope}: {self.registrations}")
 
-    def notifications(self, expected: int) -> list[str]:
+    def notifications(self, expected: int, seconds: float = 15.0) -> list[str]:
+        """Titles shown so far, polling until ``expected`` appear (a loaded CI machine can
+        take seconds to wake a worker) or ``seconds`` pass."""
         titles: list[str] = []
-        for _ in range(50):
+        for _ in range(int(seconds * 10)):
             titles = self.page.evaluate(
                 "navigator.serviceWorker.ready.then(r => r.getNotifications())"
                 ".then(ns => ns.map(n => n.title))")
@@ -182,4 +190,4 @@ def test_control_a_changing_import_url_loses_pushes_after_a_restart(
     tools.cdp.send("ServiceWorker.stopAllWorkers")
     tools.page.wait_for_timeout(200)
     tools.push(server.url + "/", "lost")
-    assert tools.notifications(2) == ["first"]  # the restarted worker failed to start
+    assert tools.notifications(2, seconds=5) == ["first"]  # the restarted worker failed
