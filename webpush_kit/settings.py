@@ -27,6 +27,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from webpush_kit.errors import ConfigError
+from webpush_kit.vapid import check_subject
 
 log = logging.getLogger("webpush_kit")
 
@@ -517,7 +518,11 @@ def _validate(s: Settings) -> None:
                           "the numeric sender id from the MoEngage dashboard "
                           f"(the MoEngage Shared Project uses {MOENGAGE_SHARED_SENDER_ID})")
     if s.vapid_subject is not None:
-        _check_subject(s.vapid_subject)
+        check_subject(s.vapid_subject)  # the same rule VapidClaims applies
+    elif s.vapid_private_key:
+        raise ConfigError("vapid_subject", None,
+                          "required with vapid_private_key: the contact push services see in "
+                          "every push, a real mailto: address or https: URL of your site")
     for i, host in enumerate(s.push_hosts):
         if not isinstance(host, str) or not re.fullmatch(r"(\*\.)?[a-z0-9.-]+", host.lower()):
             raise ConfigError(f"push_hosts[{i}]", host, "a host name or *.suffix")
@@ -561,25 +566,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _check_subject(sub: str) -> None:
-    allowed = ("a real mailto: address (mailto:push@example.com) or https: URL; "
-               "Apple rejects localhost, .invalid and bare addresses")
-    if sub.startswith("mailto:"):
-        addr = sub[len("mailto:"):]
-        m = re.fullmatch(r"[^@\s:]+@([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)", addr)
-        if not m:
-            raise ConfigError("vapid_subject", sub, allowed)
-        tld = m.group(1).lower().rsplit(".", 1)[-1]
-        if tld in {"localhost", "invalid", "local", "test", "internal"}:
-            raise ConfigError("vapid_subject", sub, allowed)
-        return
-    parts = urlsplit(sub)
-    if parts.scheme == "https" and parts.hostname and not _is_loopback(parts.hostname) \
-            and "." in parts.hostname:
-        return
-    raise ConfigError("vapid_subject", sub, allowed)
 
 
 def settings_warnings(s: Settings) -> list[str]:

@@ -43,6 +43,7 @@ __all__ = [
     "VapidClaims",
     "VapidKey",
     "VapidSigner",
+    "check_subject",
     "claims_from_mapping",
     "endpoint_origin",
 ]
@@ -405,6 +406,12 @@ def _check_subject(sub: object) -> str:
     if lower.startswith("http:"):
         raise ConfigError(_SUB_SETTING, sub, "use https:, not http:; " + _SUB_ALLOWED)
     raise ConfigError(_SUB_SETTING, sub, _SUB_ALLOWED)
+
+
+def check_subject(sub: object) -> str:
+    """The one ``sub`` rule, shared by ``VapidClaims`` and the ``vapid_subject`` setting:
+    returns ``sub`` or raises ``ConfigError`` naming ``vapid_subject``."""
+    return _check_subject(sub)
 
 
 @dataclass(frozen=True, slots=True)
