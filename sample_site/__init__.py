@@ -4,21 +4,42 @@ http://127.0.0.1:5000 with no configuration (SQLite in ``sample_site/instance``)
 It runs in MoEngage mode with the seed's values (a placeholder App ID, debug mode, so
 data would go to MoEngage's TEST environment) unless started with ``--self-hosted`` or
 ``SAMPLE_MODE=self-hosted``, where the site pushes on its own with a VAPID key it keeps
-in its instance folder.
+in its instance folder (created on first start) and shows a subscribe button.
+
+Demo users log in and out at ``/login`` (a session cookie; the extension's
+``user_id_loader`` reads it, so the server links subscriptions to whoever is logged in);
+the page after a login calls ``webpushKit.identify`` and the page after a logout
+``webpushKit.reset``. ``/admin`` (as the demo user ``ops``) lists the stored
+subscriptions and the opt-in funnel.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, abort, render_template
+import sqlalchemy as sa
+from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
 
 from webpush_kit.flask import WebPushKit, exempt
 from webpush_kit.settings import MOENGAGE_SHARED_SENDER_ID
+from webpush_kit.store import subscriptions
+from webpush_kit.vapid import VapidKey
 
 #: The seed's placeholder App ID ("XXXXXXXXXXX" in Segment's guide); replace with yours.
 PLACEHOLDER_APP_ID = "XXXXXXXXXXX"
+
+#: Demo accounts: no passwords, this is a local sample. Traits are what the page passes
+#: to webpushKit.identify (mapped onto MoEngage the way Segment's integration does).
+DEMO_USERS: dict[str, dict[str, Any]] = {
+    "alice": {"firstName": "Alice", "lastName": "Liddell", "email": "alice@example.com",
+              "plan": "espresso-club"},
+    "bob": {"firstName": "Bob", "lastName": "Brewer", "email": "bob@example.com"},
+    "ops": {"firstName": "Olive", "lastName": "Ops", "email": "ops@example.com",
+            "admin": True},
+}
 
 PRODUCTS = [
     {"slug": "espresso-cup", "name": "Espresso cup", "price": "9.00",
@@ -53,9 +74,29 @@ def moengage_settings() -> dict[str, Any]:
     }
 
 
+def self_hosted_settings(instance: Path) -> dict[str, Any]:
+    """The site's own VAPID key, kept in the instance folder (made on first start)."""
+    key_file = instance / "vapid_private_key.pem"
+    if not key_file.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            VapidKey.generate().save_pem(key_file)
+    return {"vapid_private_key": str(key_file), "vapid_subject": "mailto:push@example.com"}
+
+
+def current_user_id() -> str | None:
+    """The extension's user_id_loader: the demo user in the session cookie."""
+    user = session.get("user_id")
+    return user if isinstance(user, str) and user in DEMO_USERS else None
+
+
 def create_app(config: dict[str, Any] | None = None, *, mode: str | None = None) -> Flask:
-    """Build the shop. ``config`` overrides Flask config keys (``WEBPUSH_*`` included)."""
-    app = Flask(__name__, instance_relative_config=True)
+    """Build the shop. ``config`` overrides Flask config keys (``WEBPUSH_*`` included);
+    ``SAMPLE_INSTANCE_PATH`` moves the instance folder (database, VAPID key)."""
+    config = dict(config or {})
+    instance = config.pop("SAMPLE_INSTANCE_PATH", None) or os.environ.get(
+        "SAMPLE_INSTANCE_PATH") or Path(__file__).resolve().parent / "instance"
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
     mode = mode or os.environ.get("SAMPLE_MODE", "moengage")
     if mode not in ("moengage", "self-hosted"):
         raise ValueError(f"SAMPLE_MODE must be moengage or self-hosted, not {mode!r}")
@@ -64,15 +105,64 @@ def create_app(config: dict[str, Any] | None = None, *, mode: str | None = None)
         SAMPLE_MODE=mode,
     )
     options: dict[str, Any] = dict(MANIFEST)
+    app.config.update(config)
     if mode == "moengage":
         options.update(moengage_settings())
-    app.config.update(config or {})
-    WebPushKit(app, **{k: v for k, v in options.items()
-                       if "WEBPUSH_" + k.upper() not in app.config})
+    elif "WEBPUSH_VAPID_PRIVATE_KEY" not in app.config:
+        options.update(self_hosted_settings(Path(app.instance_path)))
+    WebPushKit(app, user_id_loader=current_user_id,
+               **{k: v for k, v in options.items() if "WEBPUSH_" + k.upper() not in app.config})
 
     @app.context_processor
     def shop() -> dict[str, Any]:
-        return {"products": PRODUCTS, "mode": app.config["SAMPLE_MODE"]}
+        user = current_user_id()
+        return {
+            "products": PRODUCTS,
+            "mode": app.config["SAMPLE_MODE"],
+            "user": user,
+            "user_traits": DEMO_USERS.get(user or "", {}),
+            # Set by /login and /logout, shown once: the page tells the client.
+            "auth_event": session.pop("auth_event", None),
+        }
+
+    @app.get("/login")
+    def login_form() -> str:
+        return render_template("login.html", users=DEMO_USERS)
+
+    @app.post("/login")
+    def login() -> Response:
+        user = request.form.get("user", "")
+        if user not in DEMO_USERS:
+            abort(400)
+        session.clear()
+        session["user_id"] = user
+        session["auth_event"] = "login"
+        return redirect(url_for("index"), code=303)
+
+    @app.post("/logout")
+    def logout() -> Response:
+        session.clear()
+        session["auth_event"] = "logout"
+        return redirect(url_for("index"), code=303)
+
+    @app.get("/admin")
+    def admin() -> str:
+        user = current_user_id()
+        if not user or not DEMO_USERS[user].get("admin"):
+            abort(403)
+        store = WebPushKit.store(app)
+        counts, funnel = store.counts(), store.funnel()  # (creates the tables if new)
+        t = subscriptions
+        with store.engine.connect() as conn:
+            recent = [dict(r._mapping) for r in conn.execute(
+                sa.select(t.c.endpoint, t.c.user_id, t.c.anonymous_id, t.c.status,
+                          t.c.failure_count, t.c.updated_at)
+                .order_by(t.c.updated_at.desc(), t.c.id.desc()).limit(100))]
+        for row in recent:
+            # An endpoint is a credential: show the push service and a short tail only.
+            host = row["endpoint"].split("/")[2]
+            row["endpoint"] = f"{host}/...{row['endpoint'][-8:]}"
+        return render_template("admin.html", recent=recent, counts=counts, funnel=funnel)
 
     @app.get("/")
     def index() -> str:

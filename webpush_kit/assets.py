@@ -189,22 +189,27 @@ def _render_head(
     return text.encode("ascii", "xmlcharrefreplace")
 
 
-def _client_config(s: Settings, prefix: str, sw_url: str, scope: str, api_url: str) -> Mapping[
-        str, Any]:
+def _client_config(
+    s: Settings, prefix: str, sw_url: str, scope: str, api_url: str
+) -> Mapping[str, Any]:
     cfg: dict[str, Any] = {
         "swUrl": sw_url,
         "scope": scope,
         "apiUrl": api_url,
         "consentRequired": s.consent_required,
         "selfHosted": s.vapid_private_key is not None,
+        "maxEvents": 50,  # webpush_kit.api.MAX_EVENTS_PER_REQUEST
         "moengage": None,
     }
     if s.moengage_app_id:
         cfg["moengage"] = {
             "appId": s.moengage_app_id,
             "dataCenter": s.moengage_data_center,
+            # The NPM loader's form of the data centre in the moe() config: DC_1.
+            "cluster": s.moengage_data_center.upper(),
             "env": "TEST" if s.moengage_debug else "LIVE",
             "debug": s.moengage_debug,
+            "logLevel": 2 if s.moengage_debug else 0,
             "sdkUrl": _prefixed(prefix, s.sdk_url) if s.sdk_url else None,
             "legacy": s.sw_import_url is not None and "/webpush/" in s.sw_import_url,
             # The SDK registers /serviceworker.js with scope / unless told otherwise.

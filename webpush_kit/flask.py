@@ -8,23 +8,39 @@ or, with an application factory, ``webpush = WebPushKit()`` then ``webpush.init_
 Settings come from ``app.config["WEBPUSH_*"]`` and keyword arguments (which win).
 
 No rule about push, HTML or storage lives here: this module translates requests into calls
-to the core (``settings``, ``assets``, ``html``) and back.
+to the core (``settings``, ``assets``, ``html``, ``api``) and back.
+
+The JSON endpoints the browser client posts to live under ``api_path`` in their own
+blueprint (``webpush_kit_api``), whose error handlers answer JSON: an unexpected error is a
+500 ``{"error": {"code": "internal_error"}}`` with no traceback, an unknown path a 404 and a
+wrong method a 405, all JSON. See :mod:`webpush_kit.api` for the rules.
+
+The store is opened lazily, once per process (gunicorn forks after loading the app): the
+``engine`` option if given, else the ``database_url`` setting, else the SQLite file
+``webpush_kit.sqlite3`` in ``app.instance_path``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
 
+from webpush_kit.api import ApiRequest, ApiResponse, CallbackApi, error_response, load_vapid_key
 from webpush_kit.assets import Asset, AssetBundle, render_assets
 from webpush_kit.html import inject_head
 from webpush_kit.identity import UserTokens
 from webpush_kit.settings import Settings, log_warnings
+from webpush_kit.store import Store
 
 log = logging.getLogger("webpush_kit")
 
@@ -54,9 +70,42 @@ class _State:
     user_id_loader: Callable[[], str | None] | None = None
     nonce_loader: Callable[[], str | None] | None = None
     engine: Any = None
+    instance_path: str = ""
     bundles: dict[str, AssetBundle] = field(default_factory=dict)
     order_checked: bool = False
+    api: CallbackApi | None = None
     _tokens: UserTokens | None = None
+    _store: Store | None = None
+    _store_pid: int = 0
+    _store_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def store(self) -> Store:
+        """This process's store, opened on first use (and again in a forked child)."""
+        pid = os.getpid()
+        current = self._store
+        if current is not None and self._store_pid == pid:
+            return current
+        with self._store_lock:
+            if self._store is None or self._store_pid != pid:
+                if self._store is not None:
+                    # Forked: the parent's pooled connections are not ours to use or close.
+                    self._store.engine.dispose(close=False)
+                self._store = self._open_store()
+                self._store_pid = pid
+            return self._store
+
+    def _open_store(self) -> Store:
+        if self.engine is not None:
+            return Store(self.engine)
+        if self.settings.database_url:
+            return Store(self.settings.database_url)
+        return Store.for_sqlite_path(Path(self.instance_path) / "webpush_kit.sqlite3")
+
+    def tokens_or_none(self) -> UserTokens | None:
+        """The token signer, or None when the app has no secret key (no token is valid)."""
+        if not current_app.secret_key:
+            return None
+        return self.tokens()
 
     def bundle(self, script_root: str) -> AssetBundle:
         """Assets for this mount point, rendered once (the prefix is part of every URL)."""
@@ -109,10 +158,23 @@ class WebPushKit:
         runtime = {k: merged.pop(k) for k in _RUNTIME_OPTIONS if k in merged}
         settings = Settings.from_flask_config(app.config, merged)
         log_warnings(settings)
-        state = _State(self, settings, **runtime)
+        state = _State(self, settings, instance_path=app.instance_path, **runtime)
+        vapid_public_key = None
+        if settings.vapid_private_key:
+            vapid_public_key = load_vapid_key(
+                settings.vapid_private_key, app.instance_path
+            ).public_key_b64
+        state.api = CallbackApi(
+            settings,
+            store=state.store,
+            tokens=state.tokens_or_none,
+            user_id_loader=state.user_id_loader,
+            vapid_public_key=vapid_public_key,
+        )
         app.extensions[EXTENSION_KEY] = state
 
         app.register_blueprint(_blueprint(settings))
+        app.register_blueprint(_api_blueprint(settings))
         app.after_request(_after_request)
         app.before_request(_keep_injection_first)
         app.jinja_env.globals["webpush_head"] = webpush_head
@@ -126,6 +188,13 @@ class WebPushKit:
         target = app if app is not None else current_app
         state: _State = target.extensions[EXTENSION_KEY]
         return state.settings
+
+    @staticmethod
+    def store(app: Flask | None = None) -> Store:
+        """The store of ``app`` (or the current app), opened on first use."""
+        target = app if app is not None else current_app
+        state: _State = target.extensions[EXTENSION_KEY]
+        return state.store()
 
 
 def _blueprint(settings: Settings) -> Blueprint:
@@ -147,6 +216,89 @@ def _blueprint(settings: Settings) -> Blueprint:
             strict_slashes=True,
         )
     return bp
+
+
+_API_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_HTTP_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _api_blueprint(settings: Settings) -> Blueprint:
+    """The JSON endpoints. Every method is routed to the view, which answers 405 itself:
+    Flask's own 405 comes from routing, where blueprint error handlers never run, and an
+    automatic OPTIONS answer would look like a CORS preflight approval."""
+    bp = Blueprint("webpush_kit_api", __name__, url_prefix=settings.api_path)
+    bp.add_url_rule(
+        "/<path:action>",
+        "api",
+        _api_view,
+        methods=_API_METHODS,
+        provide_automatic_options=False,
+        merge_slashes=False,
+    )
+    bp.register_error_handler(Exception, _api_error)
+    return bp
+
+
+def _read_body(limit: int) -> bytes:
+    """At most ``limit`` bytes of the request body (socket reads may come up short)."""
+    stream = request.stream
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = stream.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+@exempt
+def _api_view(action: str) -> Response:
+    state = _state()
+    assert state.api is not None
+    environ = request.environ
+    req = ApiRequest(
+        method=request.method,
+        content_type=environ.get("CONTENT_TYPE"),
+        content_length=request.content_length,
+        read_body=_read_body,
+        scheme=request.scheme,
+        host=request.host,
+        origin=environ.get("HTTP_ORIGIN"),
+        sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
+        user_agent=environ.get("HTTP_USER_AGENT") or None,
+    )
+    return _json_response(state.api.handle(action, req))
+
+
+def _json_response(answer: ApiResponse) -> Response:
+    body = json.dumps(answer.body, ensure_ascii=True, separators=(",", ":"))
+    resp = Response(body, status=answer.status, mimetype="application/json")
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    for key, value in answer.headers:
+        resp.headers[key] = value
+    return resp
+
+
+def _api_error(exc: Exception) -> Response:
+    """JSON for every error in the API routes; never a traceback in the response."""
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, "http_error")
+        return _json_response(error_response(status, code, exc.description or exc.name))
+    log.exception("webpush_kit: unexpected error answering %s %s", request.method, request.path)
+    return _json_response(error_response(
+        500, "internal_error", "the server could not handle this request; the error is in "
+        "the server log"))
 
 
 @exempt

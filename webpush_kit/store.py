@@ -397,6 +397,12 @@ _EXISTS: Final = sa.select(subscriptions.c.id).where(
 )
 
 
+# Built once: the API reads a subscription on every callback (the page-load re-sync).
+_GET: Final = sa.select(subscriptions).where(
+    subscriptions.c.endpoint == sa.bindparam("b_endpoint")
+)
+
+
 @lru_cache(maxsize=2)
 def _upsert_statement(dialect_name: str) -> Any:
     """``INSERT ... ON CONFLICT (endpoint) DO UPDATE ... RETURNING``, built once per dialect.
@@ -625,9 +631,7 @@ class Store:
         key = _check_endpoint(endpoint)
         self._ensure_schema()
         with self._tx(write=False) as conn:
-            row = conn.execute(
-                sa.select(subscriptions).where(subscriptions.c.endpoint == key)
-            ).first()
+            row = conn.execute(_GET, {"b_endpoint": key}).first()
         return None if row is None else _record(row)
 
     def link_anonymous(self, anonymous_id: str, user_id: str) -> int:
