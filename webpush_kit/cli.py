@@ -1,11 +1,11 @@
-"""Command line: ``webpush-kit init | export | doctor`` and the same under ``flask webpush``.
+"""Command line: ``webpush-kit init | export | doctor | vapid | send`` and the same under
+``flask webpush``.
 
 The commands are click commands defined once. :func:`register_commands` adds them to any
 click group: :data:`main` (the ``webpush-kit`` console script), where settings come from
 ``--config FILE``, and the ``flask webpush`` group made by :func:`flask_group`, where they
-come from the running app's extension unless ``--config`` is given. Other command groups
-(``vapid``, ``send``) are added to :data:`main` with ``main.add_command(...)`` and read
-settings with :func:`load_settings` and :func:`config_option`.
+come from the running app's extension unless ``--config`` is given (``send`` under
+``flask webpush`` always uses the app's settings, store and sender).
 
 Exit status: 0 success, 1 the command ran and found a problem (a doctor failure, a file
 it will not overwrite, a file it cannot merge), 2 bad usage or bad settings.
@@ -17,7 +17,8 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from time import monotonic
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -286,14 +287,307 @@ def doctor_command(target: str, config: Path | None, prefix: str | None, as_json
 
 
 # --------------------------------------------------------------------------------------
+# vapid
+# --------------------------------------------------------------------------------------
+
+
+@click.group("vapid")
+def vapid_group() -> None:
+    """VAPID keys for self-hosted push: generate one, show its public key."""
+
+
+@vapid_group.command("generate")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the private key (PEM, mode 0600).")
+@click.option("--force", is_flag=True,
+              help="Replace an existing key: every subscription made with it stops working.")
+def vapid_generate_command(out: Path, force: bool) -> None:
+    """Write a new P-256 private key and print its public application server key and the
+    settings lines that use it."""
+    from webpush_kit.vapid import VapidKey
+
+    key = VapidKey.generate()
+    try:
+        key.save_pem(out, overwrite=force)
+    except FileExistsError:
+        _fail(f"{out} exists; replacing a VAPID key orphans every subscription made with "
+              "it, so give --force if that is what you want")
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
+    click.echo(f"wrote {out} (mode 0600): keep it secret, out of version control and backups "
+               "you share")
+    click.echo(f"public key: {key.public_key_b64}")
+    click.echo("add to your settings file (webpush.toml), with your own contact address:")
+    click.echo("[push]")
+    click.echo(f"vapid_private_key = {json.dumps(str(out.resolve()))}")
+    click.echo('vapid_subject = "mailto:push-admin@your-site.com"')
+
+
+@vapid_group.command("public-key")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="A private key file (PEM, DER or raw base64url).")
+@config_option()
+def vapid_public_key_command(key_path: Path | None, config: Path | None) -> None:
+    """Print the public application server key (base64url) of a private key: of --key
+    FILE, else of the settings' vapid_private_key."""
+    if key_path is not None:
+        from webpush_kit.vapid import VapidKey
+
+        try:
+            key = VapidKey.load(key_path)
+        except ConfigError as exc:
+            raise SettingsError(f"--key {key_path}: {exc.allowed}") from None
+    else:
+        key = _settings_key(load_settings(config), config)
+    click.echo(key.public_key_b64)
+
+
+def _settings_key(settings: Settings, config: Path | None) -> Any:
+    """The settings' VAPID key (relative paths: from the working directory, then the
+    settings file's folder or the app's instance folder)."""
+    from webpush_kit.api import load_vapid_key
+
+    if not settings.vapid_private_key:
+        raise SettingsError("vapid_private_key is not set: create a key with `webpush-kit "
+                            "vapid generate --out FILE` and add it to the settings")
+    app = _flask_app()
+    base = config.parent if config is not None else (app.instance_path if app else None)
+    try:
+        return load_vapid_key(settings.vapid_private_key, base)
+    except ConfigError as exc:
+        raise SettingsError(exc.message) from None
+
+
+# --------------------------------------------------------------------------------------
+# send
+# --------------------------------------------------------------------------------------
+
+_MESSAGE_FLAGS = ("title", "body", "url", "icon", "tag")
+
+
+def _flask_app() -> Any:
+    """The running Flask app when under ``flask webpush`` and it uses WebPushKit."""
+    if _flask_settings() is None:
+        return None
+    from flask import current_app
+
+    return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def _bad(option: str, message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit status 2."""
+    raise SettingsError(f"{option}: {message}")
+
+
+def _message(payload: Path | None, flags: dict[str, str | None]) -> Any:
+    from webpush_kit.messages import Notification
+
+    given = [f"--{k}" for k, v in flags.items() if v is not None]
+    try:
+        if payload is not None:
+            if given:
+                raise click.UsageError(f"give --payload FILE or {', '.join(given)}, not both")
+            try:
+                data = json.loads(payload.read_text(encoding="utf-8"))
+            except OSError as exc:
+                _bad("--payload", f"cannot read {payload}: {exc.strerror or exc}")
+            except UnicodeDecodeError:
+                _bad("--payload", f"{payload} is not UTF-8 text")
+            except json.JSONDecodeError as exc:
+                _bad("--payload", f"{payload} is not valid JSON ({exc.msg} at line "
+                     f"{exc.lineno} column {exc.colno})")
+            return Notification.from_dict(data)
+        if flags["title"] is None:
+            raise click.UsageError("give --title TEXT (and optionally --body, --url, --icon, "
+                                   "--tag), or --payload FILE")
+        return Notification(title=flags["title"], body=flags["body"], url=flags["url"],
+                            icon=flags["icon"], tag=flags["tag"])
+    except ValidationError as exc:
+        _bad("--payload" if payload is not None else "message", exc.message)
+
+
+class _Progress:
+    """One stderr line, rewritten at most ten times a second (and at the end)."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.shown = 0.0
+
+    def __call__(self, outcome: Any) -> None:
+        self.done += 1
+        if not outcome.ok and outcome.kind.value not in ("expired", "duplicate"):
+            self.failed += 1
+        now = monotonic()
+        if now - self.shown >= 0.1 or self.done == self.total:
+            self.shown = now
+            self.draw()
+
+    def draw(self) -> None:
+        of = f"/{self.total}" if self.total is not None else ""
+        width = 30
+        bar = ""
+        if self.total:
+            filled = min(width, self.done * width // self.total)
+            bar = "[" + "#" * filled + "-" * (width - filled) + "] "
+        click.echo(f"\rsending {bar}{self.done}{of}  failed {self.failed}", nl=False, err=True)
+
+    def end(self) -> None:
+        if self.done:
+            self.draw()
+            click.echo("", err=True)
+
+
+def _print_summary(summary: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+        return
+    click.echo(f"summary: {summary}")
+    for kind, n in sorted(summary.counts.items()):
+        click.echo(f"  {kind.value:<13}{n}")
+    if summary.failures:
+        click.echo("failure samples:")
+    for o in summary.failures:
+        where = o.endpoint if len(o.endpoint) <= 70 else o.endpoint[:67] + "..."
+        status = f" {o.status}" if o.status is not None else ""
+        click.echo(f"  {o.kind.value}{status} {where}: {o.reason or ''}".rstrip(": "))
+
+
+@click.command("send")
+@config_option()
+@click.option("--user", "user_id", default=None, help="Send to this user id's subscriptions.")
+@click.option("--all", "to_all", is_flag=True, help="Send to every active subscription.")
+@click.option("--payload", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A JSON file with the notification: {title, body, url, icon, tag, ...}.")
+@click.option("--title", default=None, help="Notification title.")
+@click.option("--body", default=None, help="Notification text.")
+@click.option("--url", default=None, help="Page opened on click (root-relative or https).")
+@click.option("--icon", default=None, help="Icon URL.")
+@click.option("--tag", default=None, help="A later push with the same tag replaces this one.")
+@click.option("--ttl", type=int, default=None,
+              help="Seconds the push service keeps an undelivered push (default one week).")
+@click.option("--urgency", type=click.Choice(["very-low", "low", "normal", "high"]),
+              default="normal", show_default=True)
+@click.option("--topic", default=None,
+              help="Replaces an undelivered push with the same topic (<= 32 base64url chars).")
+@click.option("--dry-run", is_flag=True, help="Check everything and count the recipients; "
+              "send nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def send_command(
+    config: Path | None,
+    user_id: str | None,
+    to_all: bool,
+    payload: Path | None,
+    title: str | None,
+    body: str | None,
+    url: str | None,
+    icon: str | None,
+    tag: str | None,
+    ttl: int | None,
+    urgency: str,
+    topic: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Send a push to one user's subscriptions (--user ID) or to all (--all) with the
+    site's VAPID key, and print a summary.
+
+    Exit status: 0 when nothing failed, 1 when a push failed or was rejected (expired
+    subscriptions are not failures: they are marked expired), 2 for bad input.
+    """
+    from webpush_kit.messages import DEFAULT_TTL, PushOptions, Urgency
+    from webpush_kit.sender import SendAborted, Sender
+    from webpush_kit.store import Store
+    from webpush_kit.vapid import VapidClaims, VapidSigner
+
+    if (user_id is None) == (not to_all):
+        raise click.UsageError("give exactly one of --user ID and --all")
+    message = _message(payload, {"title": title, "body": body, "url": url, "icon": icon,
+                                 "tag": tag})
+    try:
+        options = PushOptions(ttl=DEFAULT_TTL if ttl is None else ttl,
+                              urgency=cast(Urgency, urgency), topic=topic)
+    except ValidationError as exc:
+        _bad(f"--{exc.field or 'options'}", exc.message.split(": ", 1)[-1])
+
+    app = _flask_app()
+    owned: Any = None
+    if app is not None:
+        from webpush_kit.flask import WebPushKit
+
+        settings = WebPushKit.settings(app)
+        if not settings.vapid_private_key:
+            raise SettingsError("this app has no vapid_private_key: self-hosted sending is "
+                                "off (create a key with `flask webpush vapid generate`)")
+        store = WebPushKit.store(app)
+        sender = WebPushKit.sender(app)
+    else:
+        settings = load_settings(config)
+        if not settings.database_url:
+            raise SettingsError(f"database_url is not set in {config}: the command line "
+                                "needs the site's database ([store] database_url = "
+                                "\"sqlite:////path/to/webpush_kit.sqlite3\" or a PostgreSQL "
+                                "URL)")
+        key = _settings_key(settings, config)
+        assert settings.vapid_subject is not None  # Settings requires it with a key
+        try:
+            store = Store(settings.database_url)
+        except Exception as exc:  # a bad URL or a missing driver: one line, no traceback
+            raise SettingsError(f"database_url: cannot open {settings.database_url!r} "
+                                f"({type(exc).__name__}: {exc})") from None
+        sender = owned = Sender(VapidSigner(key, VapidClaims(settings.vapid_subject)))
+
+    try:
+        try:
+            if user_id is not None:
+                targets = store.subscriptions_for_user(user_id)
+                total: int | None = len(targets)
+            else:
+                total = store.counts().get("active")
+        except ValidationError as exc:
+            _bad("--user", exc.message)
+        size = len(message.to_payload())
+        who = f"user {user_id!r}" if user_id is not None else "all active subscriptions"
+        if dry_run:
+            click.echo(f"dry run: would send {size} bytes to {total} subscription(s) of {who}; "
+                       "nothing sent")
+            return
+        if total == 0:
+            click.echo(f"no active subscriptions for {who}: nothing sent")
+            return
+        progress = _Progress(total)
+        try:
+            if user_id is not None:
+                summary = sender.send_many(targets, message, options, store=store,
+                                           on_progress=progress)
+            else:
+                summary = sender.send_to_all(store, message, options, on_progress=progress)
+        except SendAborted as exc:
+            progress.end()
+            _print_summary(exc.summary, as_json)
+            _fail(exc.message)
+        progress.end()
+        _print_summary(summary, as_json)
+        if summary.failed:
+            sys.exit(1)
+    finally:
+        if owned is not None:
+            owned.close()
+            store.dispose()
+
+
+# --------------------------------------------------------------------------------------
 # groups
 # --------------------------------------------------------------------------------------
 
-COMMANDS: tuple[click.Command, ...] = (init_command, export_command, doctor_command)
+COMMANDS: tuple[click.Command, ...] = (
+    init_command, export_command, doctor_command, vapid_group, send_command
+)
 
 
 def register_commands(group: click.Group) -> click.Group:
-    """Add ``init``, ``export`` and ``doctor`` to ``group``; returns the group."""
+    """Add ``init``, ``export``, ``doctor``, ``vapid`` and ``send`` to ``group``."""
     for command in COMMANDS:
         group.add_command(command)
     return group
@@ -323,8 +617,8 @@ def flask_group() -> click.Group:
                 ctx.with_resource(info.load_app().app_context())
 
     group = AppGroup("webpush", callback=with_app,
-                     help="Web push: write the settings file, export the files, check a "
-                          "site (settings from this app).")
+                     help="Web push: settings file, export, checks, VAPID keys and sending "
+                          "(settings from this app).")
     return register_commands(group)
 
 

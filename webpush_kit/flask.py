@@ -37,10 +37,14 @@ from werkzeug.exceptions import HTTPException
 
 from webpush_kit.api import ApiRequest, ApiResponse, CallbackApi, error_response, load_vapid_key
 from webpush_kit.assets import Asset, AssetBundle, render_assets
+from webpush_kit.errors import ConfigError
 from webpush_kit.html import inject_head
 from webpush_kit.identity import UserTokens
+from webpush_kit.messages import Notification, PushOptions
+from webpush_kit.sender import Message, Outcome, Sender, Summary
 from webpush_kit.settings import Settings, log_warnings
 from webpush_kit.store import Store
+from webpush_kit.vapid import VapidClaims, VapidKey, VapidSigner
 
 log = logging.getLogger("webpush_kit")
 
@@ -51,7 +55,7 @@ _DONE_FLAG = "_webpush_kit_head_done"
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Options the extension takes that are not settings (they are Python objects).
-_RUNTIME_OPTIONS = ("user_id_loader", "nonce_loader", "engine")
+_RUNTIME_OPTIONS = ("user_id_loader", "nonce_loader", "engine", "sender_options")
 
 
 def exempt(view: F) -> F:
@@ -78,6 +82,25 @@ class _State:
     _store: Store | None = None
     _store_pid: int = 0
     _store_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Loaded at start-up when ``vapid_private_key`` is set (never logged or rendered).
+    vapid_key: VapidKey | None = None
+    #: Keyword arguments for :class:`~webpush_kit.sender.Sender` (transport, timeout...).
+    sender_options: dict[str, Any] = field(default_factory=dict)
+    _sender: Sender | None = None
+
+    def sender(self) -> Sender:
+        """The app's sender, built on first use and reused (its connection pools too)."""
+        if self._sender is None:
+            with self._store_lock:
+                if self._sender is None:
+                    if self.vapid_key is None or self.settings.vapid_subject is None:
+                        raise ConfigError(
+                            "vapid_private_key", None, "set it (and vapid_subject) to send "
+                            "pushes from this site; create a key with `flask webpush vapid "
+                            "generate --out FILE`")
+                    signer = VapidSigner(self.vapid_key, VapidClaims(self.settings.vapid_subject))
+                    self._sender = Sender(signer, **self.sender_options)
+        return self._sender
 
     def store(self) -> Store:
         """This process's store, opened on first use (and again in a forked child)."""
@@ -161,9 +184,10 @@ class WebPushKit:
         state = _State(self, settings, instance_path=app.instance_path, **runtime)
         vapid_public_key = None
         if settings.vapid_private_key:
-            vapid_public_key = load_vapid_key(
-                settings.vapid_private_key, app.instance_path
-            ).public_key_b64
+            # A bad key stops start-up here (ConfigError naming vapid_private_key); the
+            # subject was checked by Settings with the rule VapidClaims applies.
+            state.vapid_key = load_vapid_key(settings.vapid_private_key, app.instance_path)
+            vapid_public_key = state.vapid_key.public_key_b64
         state.api = CallbackApi(
             settings,
             store=state.store,
@@ -195,6 +219,50 @@ class WebPushKit:
         target = app if app is not None else current_app
         state: _State = target.extensions[EXTENSION_KEY]
         return state.store()
+
+    @staticmethod
+    def sender(app: Flask | None = None) -> Sender:
+        """The :class:`~webpush_kit.sender.Sender` of ``app`` (or the current app), signing
+        with its VAPID key; built once and reused. ``ConfigError`` without a key."""
+        target = app if app is not None else current_app
+        state: _State = target.extensions[EXTENSION_KEY]
+        return state.sender()
+
+    @staticmethod
+    def send_to_user(
+        user_id: str,
+        message: Message | dict[str, Any],
+        options: PushOptions | None = None,
+        *,
+        app: Flask | None = None,
+        on_progress: Callable[[Outcome], None] | None = None,
+    ) -> Summary:
+        """Push to the user's active subscriptions; outcomes are recorded in the store.
+
+        ``message`` is a :class:`~webpush_kit.messages.Notification`, its dict form
+        (``{"title": ..., "body": ...}``), or raw bytes/str for a worker of your own.
+        """
+        target = app if app is not None else current_app
+        return WebPushKit.sender(target).send_to_user(
+            WebPushKit.store(target), user_id, _message(message), options,
+            on_progress=on_progress)
+
+    @staticmethod
+    def send_to_all(
+        message: Message | dict[str, Any],
+        options: PushOptions | None = None,
+        *,
+        app: Flask | None = None,
+        on_progress: Callable[[Outcome], None] | None = None,
+    ) -> Summary:
+        """Push to every active subscription (streamed from the store in batches)."""
+        target = app if app is not None else current_app
+        return WebPushKit.sender(target).send_to_all(
+            WebPushKit.store(target), _message(message), options, on_progress=on_progress)
+
+
+def _message(message: Message | dict[str, Any]) -> Message:
+    return Notification.from_dict(message) if isinstance(message, dict) else message
 
 
 def _blueprint(settings: Settings) -> Blueprint:
