@@ -414,6 +414,7 @@ class _Progress:
         self.done = 0
         self.failed = 0
         self.shown = 0.0
+        self.drawn = -1
 
     def __call__(self, outcome: Any) -> None:
         self.done += 1
@@ -431,11 +432,13 @@ class _Progress:
         if self.total:
             filled = min(width, self.done * width // self.total)
             bar = "[" + "#" * filled + "-" * (width - filled) + "] "
+        self.drawn = self.done
         click.echo(f"\rsending {bar}{self.done}{of}  failed {self.failed}", nl=False, err=True)
 
     def end(self) -> None:
         if self.done:
-            self.draw()
+            if self.drawn != self.done:
+                self.draw()
             click.echo("", err=True)
 
 
