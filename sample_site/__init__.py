@@ -23,7 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
 
+from webpush_kit.errors import ValidationError
 from webpush_kit.flask import WebPushKit, exempt
+from webpush_kit.messages import Notification
 from webpush_kit.settings import MOENGAGE_SHARED_SENDER_ID
 from webpush_kit.store import subscriptions
 from webpush_kit.vapid import VapidKey
@@ -147,6 +149,35 @@ def create_app(config: dict[str, Any] | None = None, *, mode: str | None = None)
 
     @app.get("/admin")
     def admin() -> str:
+        return admin_page()
+
+    @app.post("/admin/push")
+    def admin_push() -> str:
+        """Send a test push to the logged-in admin or to everyone, and show the outcomes."""
+        user = current_user_id()
+        if not user or not DEMO_USERS[user].get("admin"):
+            abort(403)
+        if request.headers.get("Sec-Fetch-Site", "same-origin") != "same-origin":
+            abort(403)  # a form posted from another site (the session cookie came along)
+        if app.config["SAMPLE_MODE"] != "self-hosted":
+            return admin_page(push_error="sending is self-hosted only: start the site with "
+                              "--self-hosted (MoEngage sends its own pushes)")
+        try:
+            note = Notification(
+                title=request.form.get("title") or "Test push from the Sample Coffee Shop",
+                body=request.form.get("body") or "It works: this came from /admin.",
+                url=request.form.get("url") or "/",
+                icon="/static/icons/icon-192.png",
+            )
+        except ValidationError as exc:
+            return admin_page(push_error=exc.message)
+        if request.form.get("to") == "all":
+            summary = WebPushKit.send_to_all(note)
+        else:
+            summary = WebPushKit.send_to_user(user, note)
+        return admin_page(summary=summary, sent_to=request.form.get("to") or "me")
+
+    def admin_page(**extra: Any) -> str:
         user = current_user_id()
         if not user or not DEMO_USERS[user].get("admin"):
             abort(403)
@@ -162,7 +193,8 @@ def create_app(config: dict[str, Any] | None = None, *, mode: str | None = None)
             # An endpoint is a credential: show the push service and a short tail only.
             host = row["endpoint"].split("/")[2]
             row["endpoint"] = f"{host}/...{row['endpoint'][-8:]}"
-        return render_template("admin.html", recent=recent, counts=counts, funnel=funnel)
+        return render_template("admin.html", recent=recent, counts=counts, funnel=funnel,
+                               **extra)
 
     @app.get("/")
     def index() -> str:
