@@ -71,9 +71,14 @@ def live_server() -> Iterator[Callable[[Callable[..., Any]], LiveServer]]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Debian Chromium for the session (contexts are per test)."""
+    """One headless Debian Chromium per test module (contexts are per test).
+
+    Module scope, not session: Playwright's sync API keeps an event loop marked as running
+    on the main thread while it lives, and the sender's sync methods rightly refuse to
+    block a thread that runs an event loop; so the browser is stopped after the modules
+    that need it."""
     require(Path(CHROMIUM).exists() and shutil.which("node") is not None,
             f"Chromium not found at {CHROMIUM}")
     from playwright.sync_api import sync_playwright

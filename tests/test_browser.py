@@ -48,11 +48,15 @@ class Devtools:
         self.page.goto(url)
         # `ready` resolves when activation starts; a push delivered through CDP before the
         # worker is "activated" can be dropped, so wait for that state too.
-        scope: str = self.page.evaluate("""navigator.serviceWorker.ready.then(r =>
-            r.active.state === 'activated' ? r.scope : new Promise(resolve =>
-                r.active.addEventListener('statechange', () => {
-                    if (r.active.state === 'activated') resolve(r.scope);
-                })))""")
+        scope: str = self.page.evaluate("""Promise.race([
+            navigator.serviceWorker.ready.then(r =>
+                r.active.state === 'activated' ? r.scope : new Promise(resolve =>
+                    r.active.addEventListener('statechange', () => {
+                        if (r.active.state === 'activated') resolve(r.scope);
+                    }))),
+            new Promise((_, reject) => setTimeout(
+                () => reject(new Error('no activated service worker after 20 s')), 20000)),
+        ])""")
         return scope
 
     def registration_id(self, scope: str) -> str:
@@ -67,6 +71,10 @@ class Devtools:
         """Titles shown so far, polling until ``expected`` appear (a loaded CI machine can
         take seconds to wake a worker) or ``seconds`` pass."""
         titles: list[str] = []
+        # getNotifications() makes Chromium reconcile its notification store with what the
+        # platform reports as displayed; asked too soon after showNotification() it can
+        # drop a notification still on its way to the display, so the first look waits.
+        self.page.wait_for_timeout(1000)
         for _ in range(int(seconds * 10)):
             titles = self.page.evaluate(
                 "navigator.serviceWorker.ready.then(r => r.getNotifications())"

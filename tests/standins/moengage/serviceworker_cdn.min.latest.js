@@ -15,5 +15,9 @@ self.addEventListener('push', function (event) {
   event.waitUntil(self.registration.showNotification(title, {
     body: message && message.body ? String(message.body) : text,
     data: { moengage: true }
+  }).then(function () {
+    self.moengageStandin.shown = (self.moengageStandin.shown || 0) + 1;
+  }, function (err) {
+    self.moengageStandin.error = String(err);
   }));
 });
