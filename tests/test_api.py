@@ -642,3 +642,16 @@ def test_a_handed_in_engine_is_used(store_url: str) -> None:
     post(app.test_client(), "subscription", {"subscription": sub(0)})
     assert len(rows(app)) == 1
     engine.dispose()
+
+
+def test_the_endpoint_allowlist_follows_the_settings(app_factory: Callable[..., Flask]) -> None:
+    own = {**sub(0), "endpoint": "https://push.example.net/send/abc"}
+    local = {**sub(1), "endpoint": "http://localhost:8090/notify/abc"}
+    strict = app_factory()
+    for s, code in ((own, "endpoint_host_not_allowed"), (local, "endpoint_not_https")):
+        r = post(strict.test_client(), "subscription", {"subscription": s})
+        assert (r.status_code, r.get_json()["error"]["code"]) == (400, code)
+    open_app = app_factory(push_hosts=("push.example.net",), allow_localhost_endpoints=True)
+    for s in (own, local):
+        assert post(open_app.test_client(), "subscription",
+                    {"subscription": s}).status_code == 201

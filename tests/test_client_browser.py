@@ -270,6 +270,21 @@ def test_sdk_loaded_with_the_settings_and_opt_in_events_posted_for_the_user(
     assert all(status < 300 for _, status, _ in b.answers), b.answers
 
 
+def test_legacy_mode_initialises_the_sdk_the_way_the_older_snippet_does(
+    live_server: Any, browser_context: Any, db_url: str, subs: list[dict[str, Any]]
+) -> None:
+    # The seed's legacy worker import (/webpush/ on the CDN); the SDK itself is pointed
+    # at the stand-in, since the CDN is out of reach.
+    server = live_server(page_app(moengage_app_id="APPID1234", moengage_debug=False,
+                                  moengage_sw_import="legacy", moengage_sdk_url=SDK_PATH,
+                                  database_url=db_url))
+    b = Browser(browser_context, server.url, subs)
+    b.goto("/page")
+    b.wait_for(lambda: b.moe_calls(), "the SDK")
+    assert b.moe_calls()[0] == {"name": "moe", "args": [
+        {"app_id": "APPID1234", "debug_logs": 0, "cluster": "DC_1"}]}
+
+
 def test_every_page_load_resyncs_the_current_subscription(
     live_server: Any, browser_context: Any, db: Store, db_url: str, subs: list[dict[str, Any]]
 ) -> None:
@@ -401,6 +416,7 @@ def test_self_hosted_subscribe_stores_the_subscription_with_the_server_key(
     server = live_server(page_app(vapid_private_key=key.private_raw_b64(),
                                   vapid_subject="mailto:push@example.com", database_url=db_url))
     browser_context.grant_permissions(["notifications"], origin=server.url)
+    browser_context.add_init_script(SEGMENT_STUB)  # no MoEngage: Segment's anonymousId
     b = Browser(browser_context, server.url, subs)
     b.goto("/page?user=erin")
     b.ready()
@@ -411,8 +427,8 @@ def test_self_hosted_subscribe_stores_the_subscription_with_the_server_key(
     assert b.js("() => window.__pushLog") == [
         ["subscribe", {"userVisibleOnly": True, "applicationServerKey": key.public_key_b64}]]
     [row] = rows(db)
-    assert (row["endpoint"], row["user_id"], row["vapid_key"]) == (
-        subs[0]["endpoint"], "erin", key.public_key_b64)
+    assert (row["endpoint"], row["user_id"], row["vapid_key"], row["anonymous_id"]) == (
+        subs[0]["endpoint"], "erin", key.public_key_b64, "seg-anon-1")
     b.js("() => webpushKit.flush()")
     b.wait_for(lambda: events(db), "the subscribed event")
     [event] = events(db)
@@ -446,6 +462,9 @@ def test_self_hosted_resubscribes_after_the_server_key_changed(
                                   "applicationServerKey": key.public_key_b64}]]
     old, new = rows(db)
     assert (old["endpoint"], old["status"]) == (subs[0]["endpoint"], "unsubscribed")
+    # Neither MoEngage nor Segment on the page: a random id kept in localStorage.
+    assert new["anonymous_id"] == b.js("() => localStorage.getItem('webpushKit.anonymousId')")
+    assert len(new["anonymous_id"]) == 36
     assert (new["endpoint"], new["vapid_key"], new["user_id"], new["status"]) == (
         subs[1]["endpoint"], key.public_key_b64, "frank", "active")
 

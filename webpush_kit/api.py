@@ -17,10 +17,11 @@ Rules every POST passes before anything is written (so a rejection writes nothin
 
 * **Same origin only.** ``Sec-Fetch-Site`` must be ``same-origin`` when the browser sends
   it (every current browser does); otherwise an ``Origin`` header must name this host.
-  A request with neither header is not from a browser page and cannot carry a victim's
-  cookies, so it is accepted. Together with the next rule this is the CSRF defence: a
-  cross-site page can only send ``application/json`` after a CORS preflight, which these
-  endpoints never approve (no ``Access-Control-Allow-*`` headers, ``OPTIONS`` is 405).
+  A request with neither header is accepted: current browsers send ``Origin`` with every
+  cross-origin POST, so it comes from a server-side client (or a test). Together with the
+  next rule this is the CSRF defence: a cross-site page can send ``application/json`` only
+  after a CORS preflight, which these endpoints never approve (no
+  ``Access-Control-Allow-*`` headers, ``OPTIONS`` is 405), and a form cannot send it.
   Behind a TLS-terminating proxy the request looks like ``http`` while the page's
   ``Origin`` is ``https``; that one upgrade is accepted, the host must still match.
 * ``Content-Type: application/json`` (UTF-8) only (415), bodies up to ``max_body_bytes``
@@ -50,6 +51,21 @@ first, and a post that would change nothing (same keys and owner, active, seen w
 
 Responses never carry user ids: a subscription answer says only its status, whether it
 was created, and whether it is linked to a user.
+
+Bodies (every member but the first of each is optional; ``user_token``/``user_id`` and
+``anonymous_id`` may accompany any of them):
+
+* ``/subscription``: ``{subscription: PushSubscription.toJSON(), anonymous_id,
+  user_token, old_endpoint, source, application_server_key}``; ``old_endpoint`` (a
+  subscription this one replaces) is marked unsubscribed.
+* ``/subscription/remove`` and ``DELETE /subscription``: ``{endpoint}``.
+* ``/events``: ``{events: [{type, endpoint?, detail?, timestamp?}, ...]}``.
+* ``/identify``: ``{user_token | loader, subscription?, anonymous_id}``; records an
+  ``identified`` event.
+* ``/reset``: ``{endpoint, anonymous_id}``. Holding the endpoint (a secret URL only this
+  browser and the server know) is what entitles a browser to unlink it: at logout the
+  session is usually gone already. An expired token is tolerated here, a forged one is
+  not. Records a ``reset`` event.
 """
 
 from __future__ import annotations

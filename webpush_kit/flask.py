@@ -317,6 +317,9 @@ def _api_blueprint(settings: Settings) -> Blueprint:
 def _read_body(limit: int) -> bytes:
     """At most ``limit`` bytes of the request body (socket reads may come up short)."""
     stream = request.stream
+    length = request.content_length
+    if length is not None and length < limit:
+        limit = length  # the stream ends there: no extra read to find out
     chunks: list[bytes] = []
     size = 0
     while size < limit:
@@ -338,8 +341,9 @@ def _api_view(action: str) -> Response:
         content_type=environ.get("CONTENT_TYPE"),
         content_length=request.content_length,
         read_body=_read_body,
-        scheme=request.scheme,
-        host=request.host,
+        # Only compared with Origin: the Host header as sent (ProxyFix rewrites it).
+        scheme=environ.get("wsgi.url_scheme", "http"),
+        host=environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
         origin=environ.get("HTTP_ORIGIN"),
         sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
         user_agent=environ.get("HTTP_USER_AGENT") or None,
@@ -347,14 +351,14 @@ def _api_view(action: str) -> Response:
     return _json_response(state.api.handle(action, req))
 
 
+_JSON_HEADERS = (("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"))
+
+
 def _json_response(answer: ApiResponse) -> Response:
     body = json.dumps(answer.body, ensure_ascii=True, separators=(",", ":"))
-    resp = Response(body, status=answer.status, mimetype="application/json")
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
-    for key, value in answer.headers:
-        resp.headers[key] = value
-    return resp
+    headers = dict(_JSON_HEADERS)
+    headers.update(answer.headers)
+    return Response(body, status=answer.status, headers=headers, mimetype="application/json")
 
 
 def _api_error(exc: Exception) -> Response:
