@@ -34,7 +34,7 @@ from webpush_kit.errors import ValidationError
 from webpush_kit.fileio import unified_diff, write_atomic
 from webpush_kit.html import inject_head
 from webpush_kit.merge import merge_manifest, merge_service_worker
-from webpush_kit.settings import Settings, iter_options, toml_key
+from webpush_kit.settings import DEDICATED_MEMBERS, Settings, iter_options, toml_key
 
 __all__ = [
     "SERVERS",
@@ -416,19 +416,6 @@ def _decode_utf8(data: bytes, path: Path, what: str) -> str:
         ) from None
 
 
-# Which setting produces which manifest member (for "configured" members).
-_MEMBER_SETTINGS: Final = {
-    "name": "manifest_name",
-    "short_name": "manifest_short_name",
-    "id": "manifest_id",
-    "start_url": "manifest_start_url",
-    "scope": "manifest_scope",
-    "display": "manifest_display",
-    "icons": "manifest_icons",
-    "theme_color": "manifest_theme_color",
-    "background_color": "manifest_background_color",
-    "gcm_sender_id": "gcm_sender_id",
-}
 
 
 def configured_manifest_members(settings: Settings, prefix: str = "") -> dict[str, Any]:
@@ -439,7 +426,7 @@ def configured_manifest_members(settings: Settings, prefix: str = "") -> dict[st
     members = manifest_members(settings, prefix)
     out: dict[str, Any] = {}
     for name, value in members.items():
-        setting = _MEMBER_SETTINGS.get(name)
+        setting = DEDICATED_MEMBERS.get(name)
         if setting is None or getattr(settings, setting) != getattr(defaults, setting):
             out[name] = value
     return out

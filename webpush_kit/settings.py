@@ -61,8 +61,8 @@ _COLOR_RE = re.compile(
 _PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 _TOKEN_MAX_AGE_MAX = 30 * 24 * 3600
 
-# Manifest members that have a dedicated setting; ``manifest_extra`` may not set them.
-_DEDICATED_MEMBERS = {
+#: Manifest members that have a dedicated setting (``manifest_extra`` may not set them).
+DEDICATED_MEMBERS: dict[str, str] = {
     "name": "manifest_name",
     "short_name": "manifest_short_name",
     "id": "manifest_id",
@@ -506,9 +506,9 @@ def _validate(s: Settings) -> None:
     if not isinstance(s.manifest_extra, Mapping):
         raise ConfigError("manifest_extra", s.manifest_extra, "a dict of manifest members")
     for k, v in s.manifest_extra.items():
-        if k in _DEDICATED_MEMBERS:
+        if k in DEDICATED_MEMBERS:
             raise ConfigError(f"manifest_extra.{k}", v,
-                              f"set it with the {_DEDICATED_MEMBERS[k]} setting instead")
+                              f"set it with the {DEDICATED_MEMBERS[k]} setting instead")
         try:
             json.dumps(v, allow_nan=False)
         except (TypeError, ValueError):
