@@ -535,6 +535,79 @@ def test_a_replaced_subscription_is_retired(app: Flask) -> None:
     assert [r["status"] for r in rows(app)] == ["unsubscribed", "active"]
 
 
+def _change(old: int, new: int, **extra: Any) -> dict[str, Any]:
+    """What the service worker posts on pushsubscriptionchange (no token, no anon id)."""
+    return {"subscription": sub(new), "old_endpoint": sub(old)["endpoint"],
+            "source": "pushsubscriptionchange", **extra}
+
+
+def test_pushsubscriptionchange_carries_the_owner_over(app: Flask) -> None:
+    client = app.test_client()
+    post(client, "subscription", {"subscription": sub(0), "anonymous_id": "anon-a",
+                                  "user_token": tokens().sign("alice")})
+    r = post(client, "subscription", _change(0, 1))
+    assert (r.status_code, r.get_json()) == (201, {"status": "active", "created": True,
+                                                   "linked": True})
+    old, new = rows(app)
+    assert (old["status"], old["user_id"], old["anonymous_id"]) == (
+        "unsubscribed", "alice", "anon-a")
+    assert (new["status"], new["user_id"], new["anonymous_id"]) == ("active", "alice", "anon-a")
+    # An anonymous owner is carried over too, and the chain goes on.
+    post(client, "subscription", {"subscription": sub(5), "anonymous_id": "anon-z"})
+    post(client, "subscription", _change(5, 6))
+    assert (rows(app)[-1]["user_id"], rows(app)[-1]["anonymous_id"]) == (None, "anon-z")
+
+
+def test_pushsubscriptionchange_a_verified_user_wins(
+    app_factory: Callable[..., Flask],
+) -> None:
+    app = app_factory()
+    client = app.test_client()
+    post(client, "subscription", {"subscription": sub(0), "anonymous_id": "anon-a",
+                                  "user_token": tokens().sign("alice")})
+    post(client, "subscription", _change(0, 1, user_token=tokens().sign("bob"),
+                                         anonymous_id="anon-b"))
+    old, new = rows(app)
+    assert old["status"] == "unsubscribed"
+    assert (new["user_id"], new["anonymous_id"]) == ("bob", "anon-b")
+    # The loader's user wins the same way.
+    loaded = app_factory(user_id_loader=lambda: "carol")
+    client = loaded.test_client()
+    post(client, "subscription", {"subscription": sub(2), "user_token": tokens().sign("dave")})
+    post(client, "subscription", _change(2, 3))
+    assert [(r["user_id"], r["status"]) for r in rows(loaded)][-2:] == [
+        ("carol", "unsubscribed"), ("carol", "active")]
+
+
+def test_pushsubscriptionchange_from_an_unknown_endpoint_is_anonymous(app: Flask) -> None:
+    client = app.test_client()
+    r = post(client, "subscription", _change(7, 1))
+    assert (r.status_code, r.get_json()) == (201, {"status": "active", "created": True,
+                                                   "linked": False})
+    [row] = rows(app)
+    assert (row["endpoint"], row["user_id"], row["anonymous_id"], row["status"]) == (
+        sub(1)["endpoint"], None, None, "active")
+
+
+def test_pushsubscriptionchange_writes_nothing_when_the_save_fails(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = app.test_client()
+    post(client, "subscription", {"subscription": sub(0), "user_token": tokens().sign("alice")})
+    store = WebPushKit.store(app)
+    before = snapshot(store)
+    import webpush_kit.store as store_module
+
+    def broken(dialect_name: str) -> Any:
+        return sa.text("SELECT no_such_column FROM webpush_subscriptions")
+
+    monkeypatch.setattr(store_module, "_upsert_statement", broken)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    r = post(client, "subscription", _change(0, 1))
+    assert r.status_code == 500
+    assert snapshot(store) == before  # the old row is not retired either
+
+
 def test_events_are_recorded_for_the_verified_user(app: Flask) -> None:
     client = app.test_client()
     s = sub(0)

@@ -57,7 +57,11 @@ Bodies (every member but the first of each is optional; ``user_token``/``user_id
 
 * ``/subscription``: ``{subscription: PushSubscription.toJSON(), anonymous_id,
   user_token, old_endpoint, source, application_server_key}``; ``old_endpoint`` (a
-  subscription this one replaces) is marked unsubscribed.
+  subscription this one replaces, from the service worker's ``pushsubscriptionchange``)
+  is marked unsubscribed in the same transaction. A worker cannot see the page's user
+  token, so when the post carries no verified user, the new subscription inherits the old
+  row's user id and anonymous id (the old endpoint is a secret URL only this browser and
+  the server know); a verified user (loader or token) still wins.
 * ``/subscription/remove`` and ``DELETE /subscription``: ``{endpoint}``.
 * ``/events``: ``{events: [{type, endpoint?, detail?, timestamp?}, ...]}``.
 * ``/identify``: ``{user_token | loader, subscription?, anonymous_id}``; records an
@@ -362,6 +366,15 @@ def _unchanged(
     return new_user == rec.user_id and new_anon == rec.anonymous_id
 
 
+def _saved(record: SubscriptionRecord, created: bool) -> ApiResponse:
+    """The answer to a subscription post: never a user id, only whether one is linked."""
+    return ApiResponse(201 if created else 200, {
+        "status": record.status,
+        "created": created,
+        "linked": record.user_id is not None,
+    })
+
+
 def _loader_user_id(value: object) -> str | None:
     """Normalise what a user_id_loader returned (Flask-Login ids are often ints)."""
     if value is None or value == "":
@@ -487,30 +500,30 @@ class CallbackApi:
         # Everything is valid: now write.
         store = self._store()
         if old_endpoint is not None and old_endpoint != sub.endpoint:
-            store.remove_subscription(old_endpoint)
+            # pushsubscriptionchange: retire the old row and save the new one in one
+            # transaction; without a verified user the new one keeps the old one's owner.
+            record, created = store.save_subscription(
+                sub, user_id=user_id, anonymous_id=anonymous_id,
+                user_agent=req.user_agent, vapid_key=server_key, replaces=old_endpoint,
+                link_anonymous=user_id is not None and anonymous_id is not None,
+            )
+            return _saved(record, created)
         # Most posts are the re-sync of every page load: read first, and write only what
         # changes something (a read takes no write lock and waits for no disk flush).
         before = store.get(sub.endpoint)
         if before is not None and _unchanged(
             before, sub, user_id, anonymous_id, req.user_agent, server_key
         ):
-            record, created = before, False
-        else:
-            record, created = store.save_subscription(
-                sub, user_id=user_id, anonymous_id=anonymous_id,
-                user_agent=req.user_agent, vapid_key=server_key,
-            )
-            # The browser has just become this user's (a login, or a shared profile
-            # changing hands): its anonymous id's other subscriptions follow.
-            if user_id is not None and anonymous_id is not None and (
-                before is None or before.user_id != user_id
-            ):
-                store.link_anonymous(anonymous_id, user_id)
-        return ApiResponse(201 if created else 200, {
-            "status": record.status,
-            "created": created,
-            "linked": record.user_id is not None,
-        })
+            return _saved(before, False)
+        # The browser has just become this user's (a login, or a shared profile changing
+        # hands): its anonymous id's other subscriptions follow, in the same transaction.
+        record, created = store.save_subscription(
+            sub, user_id=user_id, anonymous_id=anonymous_id,
+            user_agent=req.user_agent, vapid_key=server_key,
+            link_anonymous=user_id is not None and anonymous_id is not None and (
+                before is None or before.user_id != user_id),
+        )
+        return _saved(record, created)
 
     def _remove(self, req: ApiRequest, body: dict[str, Any]) -> ApiResponse:
         endpoint = parse_endpoint(body.get("endpoint"), self.policy)

@@ -21,6 +21,8 @@ keeps the stored user id only when it carries the same anonymous id as the store
 (same person, e.g. a page load before the login state was known); otherwise the
 subscription becomes anonymous (a different person on a shared profile). The anonymous
 id is carried over symmetrically: kept only when the post names the same user.
+A subscription that replaces another (``replaces=``, the browser's
+``pushsubscriptionchange``) and names no user inherits the replaced row's owner.
 
 Every input is validated before anything is written; bad input raises
 :class:`~webpush_kit.errors.ValidationError` and leaves the database unchanged.
@@ -403,6 +405,25 @@ _GET: Final = sa.select(subscriptions).where(
 )
 
 
+# Marks a replaced subscription unsubscribed and returns its owner.
+_RETIRE: Final = (
+    sa.update(subscriptions)
+    .where(subscriptions.c.endpoint == sa.bindparam("b_endpoint"))
+    .values(status="unsubscribed", updated_at=sa.bindparam("b_now"))
+    .returning(subscriptions.c.user_id, subscriptions.c.anonymous_id)
+)
+
+# Gives a user the anonymous subscriptions of an anonymous id (login).
+_LINK: Final = (
+    sa.update(subscriptions)
+    .where(
+        subscriptions.c.anonymous_id == sa.bindparam("b_anon"),
+        subscriptions.c.user_id.is_(None),
+    )
+    .values(user_id=sa.bindparam("b_user"), updated_at=sa.bindparam("b_now"))
+)
+
+
 @lru_cache(maxsize=2)
 def _upsert_statement(dialect_name: str) -> Any:
     """``INSERT ... ON CONFLICT (endpoint) DO UPDATE ... RETURNING``, built once per dialect.
@@ -573,45 +594,71 @@ class Store:
         anonymous_id: str | None,
         user_agent: str | None = None,
         vapid_key: str | None = None,
+        replaces: str | None = None,
+        link_anonymous: bool = False,
     ) -> tuple[SubscriptionRecord, bool]:
         """Insert or refresh ``sub`` by endpoint in one statement; True when created.
 
         A refresh updates the keys, re-activates the row and resets its failures; see the
         module docstring for which user/anonymous id the row ends up with.
+
+        In the same transaction (all or nothing):
+
+        * ``replaces``: the endpoint of a subscription this one replaces (the browser's
+          ``pushsubscriptionchange``) is marked unsubscribed. When the post names no user,
+          the new subscription inherits that row's user id, and its anonymous id unless
+          the post names one: knowing the old endpoint (a secret URL only this browser
+          and the server know) proves it is the same browser.
+        * ``link_anonymous``: with a user id and an anonymous id, the anonymous id's other
+          anonymous subscriptions are given to the user too (see :meth:`link_anonymous`).
         """
         sub = _check_subscription(sub)
         user = _check_id(user_id, "user_id")
         anon = _check_id(anonymous_id, "anonymous_id")
         agent = _clean_text(user_agent, MAX_USER_AGENT_LENGTH, "user_agent")
         vapid = _check_vapid_key(vapid_key)
+        old = None if replaces is None else _check_endpoint(replaces, "old_endpoint")
+        if old == sub.endpoint:
+            old = None
         self._ensure_schema()
         now = _now()
-        values = {
-            "endpoint": sub.endpoint,
-            "p256dh": sub.p256dh,
-            "auth": sub.auth,
-            "content_encoding": sub.content_encoding,
-            "expiration_time": sub.expiration_time,
-            "user_id": user,
-            "anonymous_id": anon,
-            "vapid_key": vapid,
-            "user_agent": agent,
-            "status": "active",
-            "failure_count": 0,
-            "last_error": None,
-            "created_at": now,
-            "updated_at": now,
-            "last_seen_at": now,
-        }
         stmt = _upsert_statement(self._engine.dialect.name)
         with self._tx(write=True) as conn:
+            if old is not None:
+                previous = conn.execute(
+                    _RETIRE, {"b_endpoint": old, "b_now": now}
+                ).first()
+                if previous is not None and user is None:
+                    user = previous.user_id
+                    anon = anon if anon is not None else previous.anonymous_id
+            values = {
+                "endpoint": sub.endpoint,
+                "p256dh": sub.p256dh,
+                "auth": sub.auth,
+                "content_encoding": sub.content_encoding,
+                "expiration_time": sub.expiration_time,
+                "user_id": user,
+                "anonymous_id": anon,
+                "vapid_key": vapid,
+                "user_agent": agent,
+                "status": "active",
+                "failure_count": 0,
+                "last_error": None,
+                "created_at": now,
+                "updated_at": now,
+                "last_seen_at": now,
+            }
             if self._sqlite:
                 # Exact under BEGIN IMMEDIATE: no other writer can slip in between.
                 existed = conn.execute(_EXISTS, {"b_endpoint": sub.endpoint}).first() is not None
                 row = conn.execute(stmt, values).one()
-                return _record(row), not existed
-            row = conn.execute(stmt, values).one()
-            return _record(row), bool(row._mapping["created"])
+                created = not existed
+            else:
+                row = conn.execute(stmt, values).one()
+                created = bool(row._mapping["created"])
+            if link_anonymous and user is not None and anon is not None:
+                conn.execute(_LINK, {"b_anon": anon, "b_user": user, "b_now": now})
+            return _record(row), created
 
     def remove_subscription(self, endpoint: str) -> bool:
         """Mark a subscription unsubscribed (kept for the funnel); False if unknown."""
@@ -639,13 +686,8 @@ class Store:
         anon = _require_id(anonymous_id, "anonymous_id")
         user = _require_id(user_id, "user_id")
         self._ensure_schema()
-        t = subscriptions
         with self._tx(write=True) as conn:
-            result = conn.execute(
-                sa.update(t)
-                .where(t.c.anonymous_id == anon, t.c.user_id.is_(None))
-                .values(user_id=user, updated_at=_now())
-            )
+            result = conn.execute(_LINK, {"b_anon": anon, "b_user": user, "b_now": _now()})
             return result.rowcount
 
     def unlink_user(self, user_id: str, endpoint: str | None = None) -> int:
