@@ -21,6 +21,7 @@ from time import monotonic
 from typing import Any, NoReturn, TypeVar, cast
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from webpush_kit import __version__
 from webpush_kit.assets import render_assets
@@ -277,6 +278,8 @@ def doctor_command(target: str, config: Path | None, prefix: str | None, as_json
     Without --config (and outside `flask webpush`) the default settings are assumed.
     """
     settings = load_settings(config, required=False)
+    if "://" in target:
+        _check_target_url(target)
     report = diagnose(target, settings, prefix=prefix, timeout=timeout)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -284,6 +287,47 @@ def doctor_command(target: str, config: Path | None, prefix: str | None, as_json
         click.echo(report.to_text(), nl=False)
     if not report.ok:
         sys.exit(1)
+
+
+def _require_existing_sqlite(url: str) -> None:
+    """Sending reads the site's existing database: a SQLite path that does not exist is a
+    mistyped path, not a new, empty database to create."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return  # Store() reports a malformed URL
+    name = parsed.database
+    if parsed.get_backend_name() == "sqlite" and name not in (None, "", ":memory:") \
+            and not Path(str(name)).is_file():
+        raise SettingsError(f"database_url: no SQLite database at {parsed.database} "
+                                "(check the path; sending never creates a database)")
+
+
+def _safe_url(store: Any) -> str:
+    """The store's URL with any password hidden."""
+    try:
+        return str(store.engine.url.render_as_string(hide_password=True))
+    except Exception:
+        return "the database"
+
+
+def _check_target_url(target: str) -> None:
+    """A URL doctor can fetch: http(s), a host, no spaces or control characters."""
+    from urllib.parse import urlsplit
+
+    problem = None
+    try:
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problem = "an http:// or https:// URL of one of the site's pages"
+        elif any(c.isspace() or ord(c) < 32 for c in target):
+            problem = "a URL without spaces or control characters"
+    except ValueError as exc:
+        problem = f"a valid URL ({exc})"
+    if problem:
+        raise click.BadParameter(f"{target!r} is not {problem}", param_hint="TARGET")
 
 
 # --------------------------------------------------------------------------------------
@@ -534,6 +578,7 @@ def send_command(
                                 "URL)")
         key = _settings_key(settings, config)
         assert settings.vapid_subject is not None  # Settings requires it with a key
+        _require_existing_sqlite(settings.database_url)
         try:
             store = Store(settings.database_url)
         except Exception as exc:  # a bad URL or a missing driver: one line, no traceback
@@ -550,6 +595,10 @@ def send_command(
                 total = store.counts().get("active")
         except ValidationError as exc:
             _bad("--user", exc.message)
+        except SQLAlchemyError as exc:  # unreachable server, unreadable file: one line
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise SettingsError(f"database_url: cannot read {_safe_url(store)} "
+                                f"({reason})") from None
         size = len(message.to_payload())
         who = f"user {user_id!r}" if user_id is not None else "all active subscriptions"
         if dry_run:

@@ -13,6 +13,7 @@ parsed manifest), so tests and other front ends can call them one by one.
 from __future__ import annotations
 
 import email.utils
+import http.client
 import ipaddress
 import json
 import re
@@ -210,11 +211,12 @@ def fetch(url: str, *, timeout: float = DEFAULT_TIMEOUT,
           headers: Mapping[str, str] | None = None) -> Fetched:
     """GET ``url`` without following redirects; a network error becomes ``error``."""
     handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
-    if is_loopback(urlsplit(url).hostname):
-        handlers.append(urllib.request.ProxyHandler({}))  # never send loopback to a proxy
-    opener = urllib.request.build_opener(*handlers)
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})})
     try:
+        if is_loopback(urlsplit(url).hostname):
+            handlers.append(urllib.request.ProxyHandler({}))  # never send loopback to a proxy
+        opener = urllib.request.build_opener(*handlers)
+        request = urllib.request.Request(
+            url, headers={"User-Agent": USER_AGENT, **(headers or {})})
         with opener.open(request, timeout=timeout) as resp:
             return Fetched(url, resp.status, _headers(resp.headers), resp.read(MAX_BODY))
     except urllib.error.HTTPError as exc:
@@ -223,7 +225,7 @@ def fetch(url: str, *, timeout: float = DEFAULT_TIMEOUT,
         except OSError:
             body = b""
         return Fetched(url, exc.code, _headers(exc.headers), body)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         return Fetched(url, None, {}, b"", f"{type(exc).__name__}: {reason}")
 

@@ -28,6 +28,7 @@ import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -88,6 +89,8 @@ OPT_IN_EVENT_TYPES: Final[tuple[str, ...]] = (
 )
 
 _B64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+# Spaces, control characters, backslash, DEL (the endpoint is already known to be ASCII).
+_BAD_ENDPOINT_CHAR_RE: Final = re.compile(r"[\x00-\x20\\\x7f]")
 _LABEL_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _P256DH_BYTES: Final = 65
@@ -247,7 +250,7 @@ def parse_endpoint(
             "endpoint_too_long",
             field_name,
         )
-    if not value.isascii() or any(c <= " " or c in "\\\x7f" for c in value):
+    if not value.isascii() or _BAD_ENDPOINT_CHAR_RE.search(value):
         raise _bad_endpoint(
             "contains spaces, control characters, backslashes or non-ASCII characters; "
             "post subscription.endpoint exactly as the browser gives it",
@@ -285,8 +288,8 @@ def parse_endpoint(
     else:
         if scheme != "https":
             raise _bad_endpoint(
-                "must use https:// (http://localhost is admitted only when the owner "
-                "enables allow_localhost_http for development)",
+                "must use https:// (http://localhost is admitted only when the owner sets "
+                "allow_localhost_endpoints, WEBPUSH_ALLOW_LOCALHOST_ENDPOINTS, for development)",
                 "endpoint_not_https",
                 field_name,
             )
@@ -346,16 +349,25 @@ def parse_p256dh(value: object) -> str:
             field="keys.p256dh",
             code="invalid_p256dh",
         )
-    try:
-        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
-    except ValueError:
+    if not _on_p256(raw):
         raise ValidationError(
             "is not a point on the P-256 curve; the key is corrupt or was not made by "
             "a browser's pushManager.subscribe()",
             field="keys.p256dh",
             code="p256dh_not_on_curve",
-        ) from None
+        )
     return b64url_encode(raw)
+
+
+@lru_cache(maxsize=4096)
+def _on_p256(point: bytes) -> bool:
+    """Whether an uncompressed point is on P-256 (remembered: every page load re-posts
+    the same keys, and the check costs more than the rest of the validation)."""
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_auth(value: object) -> str:
