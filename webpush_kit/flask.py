@@ -286,7 +286,7 @@ def _blueprint(settings: Settings) -> Blueprint:
     return bp
 
 
-_API_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_API_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 _HTTP_CODES = {
     400: "bad_request",
     403: "forbidden",
@@ -302,14 +302,19 @@ def _api_blueprint(settings: Settings) -> Blueprint:
     Flask's own 405 comes from routing, where blueprint error handlers never run, and an
     automatic OPTIONS answer would look like a CORS preflight approval."""
     bp = Blueprint("webpush_kit_api", __name__, url_prefix=settings.api_path)
-    bp.add_url_rule(
-        "/<path:action>",
-        "api",
-        _api_view,
-        methods=_API_METHODS,
-        provide_automatic_options=False,
-        merge_slashes=False,
-    )
+    # The prefix itself and any path below it reach the view, which answers 404 in JSON.
+    root: dict[str, Any] = {"action": ""}
+    for rule, name, defaults in (("/<path:action>", "api", {}), ("", "api_root", root)):
+        bp.add_url_rule(
+            rule,
+            name,
+            _api_view,
+            defaults=defaults,
+            methods=_API_METHODS,
+            provide_automatic_options=False,
+            merge_slashes=False,
+            strict_slashes=False,
+        )
     bp.register_error_handler(Exception, _api_error)
     return bp
 
