@@ -52,6 +52,21 @@ def test_a_token_expires_after_max_age(monkeypatch: pytest.MonkeyPatch) -> None:
     assert UserTokens("secret", 8 * DAY).verify(stale) == "alice"
 
 
+def test_a_token_verified_before_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = UserTokens("secret", 3600)
+    token = tokens.sign("alice")
+    assert tokens.verify(token) == "alice"  # checked once: remembered
+    assert tokens.verify(token) == "alice"
+    with monkeypatch.context() as m:
+        at(m, 3600 + 60)
+        assert code_of(lambda: tokens.verify(token)) == ("expired_user_token", 403)
+    with monkeypatch.context() as m:
+        at(m, -60)  # the clock went back: a negative age is refused, as itsdangerous does
+        assert code_of(lambda: tokens.verify(token)) == ("expired_user_token", 403)
+    assert tokens.verify(token) == "alice"
+    assert code_of(lambda: UserTokens("other", 3600).verify(token))[0] == "forged_user_token"
+
+
 def test_a_token_from_the_future_is_not_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
     tokens = UserTokens("secret", 3600)
     with monkeypatch.context() as m:

@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from webpush_kit.errors import ValidationError
 
 _SALT = "webpush_kit.user-id"
 MAX_ID_LENGTH = 255
 _ANON_RE = re.compile(r"[A-Za-z0-9._:@+=/-]{1,255}")
+#: Tokens whose signature was checked, kept per verifier (a page load re-posts the same).
+_VERIFIED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,13 @@ class UserTokens:
                 "(or give the extension a user_id_loader)"
             )
         self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
+        signer = self._serializer.make_signer(_SALT)
+        assert isinstance(signer, TimestampSigner)
+        self._signer = signer
         self.max_age = max_age
+        # token -> (user id, signing time) of tokens whose signature checked out: the
+        # HMAC is not recomputed, the age still is (with the signer's clock and rule).
+        self._verified: dict[str, tuple[str, int]] = {}
 
     def sign(self, user_id: str) -> str:
         check_user_id(user_id, field="user_id")
@@ -52,19 +60,33 @@ class UserTokens:
         if not isinstance(token, str) or not token or len(token) > 1024:
             raise ValidationError("expected the user token the page was rendered with",
                                   field=field, code="invalid_user_token", status=403)
+        known = self._verified.get(token)
+        if known is not None:
+            age = self._signer.get_timestamp() - known[1]
+            if 0 <= age <= self.max_age:
+                return known[0]
+            raise _expired(field)
         try:
-            value = self._serializer.loads(token, max_age=self.max_age)
+            value, signed_at = self._serializer.loads(
+                token, max_age=self.max_age, return_timestamp=True
+            )
         except SignatureExpired:
-            raise ValidationError("the user token has expired: reload the page to get a fresh "
-                                  "one", field=field, code="expired_user_token",
-                                  status=403) from None
+            raise _expired(field) from None
         except BadSignature:
             raise ValidationError("the user token was not signed by this site",
                                   field=field, code="forged_user_token", status=403) from None
         if not isinstance(value, str):
             raise ValidationError("the user token holds no user id", field=field,
                                   code="invalid_user_token", status=403)
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (value, int(signed_at.timestamp()))
         return value
+
+
+def _expired(field: str) -> ValidationError:
+    return ValidationError("the user token has expired: reload the page to get a fresh one",
+                           field=field, code="expired_user_token", status=403)
 
 
 def check_user_id(value: object, *, field: str) -> str:

@@ -33,14 +33,15 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -79,6 +80,12 @@ MAX_USER_AGENT_LENGTH: Final = 512
 MAX_ERROR_LENGTH: Final = 500
 MAX_EVENTS_PER_CALL: Final = 1000
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+#: PostgreSQL connections are replaced after this long (below common server/proxy idle
+#: limits), and pinged at checkout only after this long unused in the pool: a busy
+#: server pays no ping per query (``pool_pre_ping`` would), an idle one finds out that a
+#: pooled connection died before using it.
+PG_POOL_RECYCLE_S: Final = 1800
+PG_PING_AFTER_IDLE_S: Final = 10.0
 # pg_advisory_xact_lock key serialising table creation ("webpush" in ASCII).
 _PG_SCHEMA_LOCK: Final = 0x77656270757368
 
@@ -385,6 +392,43 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
 
 
+def _pg_on_checkin(_dbapi_conn: Any, record: Any) -> None:
+    if record is not None:
+        record.info["webpush_idle_since"] = time.monotonic()
+
+
+def _pg_on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat unused in the pool for a while (a cheap local check
+    otherwise); a dead one makes the pool connect afresh (``DisconnectionError``)."""
+    if dbapi_conn.closed:
+        raise sa.exc.DisconnectionError("the pooled connection is closed")
+    idle_since = record.info.get("webpush_idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PG_PING_AFTER_IDLE_S:
+        return
+    record.info["webpush_idle_since"] = None
+    try:
+        _pg_ping(dbapi_conn)
+    except Exception as exc:
+        raise sa.exc.DisconnectionError(f"the pooled connection is dead: {exc}") from exc
+
+
+def _pg_ping(dbapi_conn: Any) -> None:
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True
+    try:
+        dbapi_conn.execute("SELECT 1")
+    finally:
+        if not dbapi_conn.closed:
+            dbapi_conn.autocommit = autocommit
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    if not event.contains(engine, "checkin", _pg_on_checkin):
+        event.listen(engine, "checkin", _pg_on_checkin)
+    if not event.contains(engine, "checkout", _pg_on_checkout):
+        event.listen(engine, "checkout", _pg_on_checkout)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     if not event.contains(engine, "connect", _sqlite_on_connect):
         event.listen(engine, "connect", _sqlite_on_connect)
@@ -403,6 +447,38 @@ _EXISTS: Final = sa.select(subscriptions.c.id).where(
 _GET: Final = sa.select(subscriptions).where(
     subscriptions.c.endpoint == sa.bindparam("b_endpoint")
 )
+
+
+class _RawRead:
+    """``_GET`` compiled once for a dialect, for a read straight on the driver's cursor.
+
+    The columns' result processors (SQLite's datetime text, the UTC conversion) are what
+    SQLAlchemy itself would apply; they are looked up once, from the first result's
+    column types, as SQLAlchemy does.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        names = tuple(c.name for c in _GET.selected_columns)
+        assert names == _RECORD_FIELDS, "record fields must follow the table's columns"
+        self.dialect = dialect
+        self.sql = str(_GET.compile(dialect=dialect))
+        self.positional = bool(dialect.positional)
+        self._processors: tuple[Callable[[Any], Any] | None, ...] | None = None
+
+    def params(self, endpoint: str) -> Any:
+        return (endpoint,) if self.positional else {"b_endpoint": endpoint}
+
+    def record(self, row: Sequence[Any], description: Sequence[Any]) -> SubscriptionRecord:
+        processors = self._processors
+        if processors is None:
+            processors = self._processors = tuple(
+                c.type.dialect_impl(self.dialect).result_processor(self.dialect, d[1])
+                for c, d in zip(_GET.selected_columns, description, strict=True)
+            )
+        return SubscriptionRecord(*(
+            value if proc is None or value is None else proc(value)
+            for proc, value in zip(processors, row, strict=True)
+        ))
 
 
 # Marks a replaced subscription unsubscribed and returns its owner.
@@ -470,6 +546,8 @@ def _upsert_statement(dialect_name: str) -> Any:
 
 # --------------------------------------------------------------------------- the store
 
+_T = TypeVar("_T")
+
 _LIVE_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
 
 
@@ -506,7 +584,7 @@ class Store:
             url = normalize_url(url_or_engine)
             options: dict[str, Any] = {}
             if url.get_backend_name() == "postgresql":
-                options["pool_pre_ping"] = True
+                options["pool_recycle"] = PG_POOL_RECYCLE_S
             self._engine = sa.create_engine(url, **options)
             self._owns_engine = True
         else:
@@ -514,6 +592,9 @@ class Store:
         self._sqlite = self._engine.dialect.name == "sqlite"
         if self._sqlite:
             _configure_sqlite(self._engine)
+        else:
+            _configure_postgresql(self._engine)
+        self._raw_read = _RawRead(self._engine.dialect)
         self._ready = False
         self._lock = threading.Lock()
         _LIVE_STORES.add(self)
@@ -556,6 +637,62 @@ class Store:
                 conn.execution_options(webpush_sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+
+    def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
+        """``work`` in one transaction; run again once when the connection turned out to
+        be dead before anything was committed (a PostgreSQL restart, an idle timeout)."""
+        for attempt in (1, 2):
+            committing = False
+            try:
+                with self._engine.connect() as conn:
+                    if write and self._sqlite:
+                        conn.execution_options(webpush_sqlite_begin="IMMEDIATE")
+                    with conn.begin():
+                        result = work(conn)
+                        committing = True
+                    return result
+            except sa.exc.DBAPIError as exc:
+                # A connection lost before COMMIT was sent committed nothing: run again.
+                # Lost during COMMIT, the outcome is unknown: the error is reported.
+                if attempt == 2 or committing or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read_one(self, endpoint: str) -> SubscriptionRecord | None:
+        """One row by endpoint, straight on the driver: no SQLAlchemy Connection, no
+        explicit transaction (SQLite's autocommit SELECT; psycopg in autocommit for the
+        one statement), the SQL compiled once. Retried once on a dead connection."""
+        raw = self._raw_read
+        for attempt in (1, 2):
+            pooled = self._engine.raw_connection()
+            dbapi_conn = pooled.dbapi_connection
+            assert dbapi_conn is not None
+            try:
+                if not self._sqlite:
+                    dbapi_conn.autocommit = True
+                cursor = dbapi_conn.cursor()
+                try:
+                    cursor.execute(raw.sql, raw.params(endpoint))
+                    row = cursor.fetchone()
+                    record = None if row is None else raw.record(row, cursor.description)
+                finally:
+                    cursor.close()
+            except self._engine.dialect.loaded_dbapi.Error as exc:
+                dead = self._engine.dialect.is_disconnect(exc, dbapi_conn, None)
+                if dead:
+                    pooled.invalidate(exc)
+                    if attempt == 1:
+                        continue
+                raise sa.exc.DBAPIError.instance(
+                    raw.sql, [endpoint], exc, self._engine.dialect.loaded_dbapi.Error,
+                    connection_invalidated=dead, dialect=self._engine.dialect,
+                ) from exc
+            finally:
+                if not self._sqlite and not dbapi_conn.closed:
+                    dbapi_conn.autocommit = False
+                pooled.close()
+            return record
+        raise AssertionError("unreachable")
 
     def _ensure_schema(self) -> None:
         if self._ready:
@@ -623,11 +760,12 @@ class Store:
         self._ensure_schema()
         now = _now()
         stmt = _upsert_statement(self._engine.dialect.name)
-        with self._tx(write=True) as conn:
+        posted_user, posted_anon = user, anon
+
+        def work(conn: Connection) -> tuple[SubscriptionRecord, bool]:
+            user, anon = posted_user, posted_anon
             if old is not None:
-                previous = conn.execute(
-                    _RETIRE, {"b_endpoint": old, "b_now": now}
-                ).first()
+                previous = conn.execute(_RETIRE, {"b_endpoint": old, "b_now": now}).first()
                 if previous is not None and user is None:
                     user = previous.user_id
                     anon = anon if anon is not None else previous.anonymous_id
@@ -660,6 +798,8 @@ class Store:
                 conn.execute(_LINK, {"b_anon": anon, "b_user": user, "b_now": now})
             return _record(row), created
 
+        return self._run(work, write=True)
+
     def remove_subscription(self, endpoint: str) -> bool:
         """Mark a subscription unsubscribed (kept for the funnel); False if unknown."""
         key = _check_endpoint(endpoint)
@@ -677,9 +817,7 @@ class Store:
         """The stored subscription with this endpoint, if any."""
         key = _check_endpoint(endpoint)
         self._ensure_schema()
-        with self._tx(write=False) as conn:
-            row = conn.execute(_GET, {"b_endpoint": key}).first()
-        return None if row is None else _record(row)
+        return self._read_one(key)
 
     def link_anonymous(self, anonymous_id: str, user_id: str) -> int:
         """Give ``user_id`` the anonymous subscriptions of ``anonymous_id`` (on login)."""
