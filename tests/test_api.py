@@ -596,12 +596,19 @@ def test_pushsubscriptionchange_writes_nothing_when_the_save_fails(
     post(client, "subscription", {"subscription": sub(0), "user_token": tokens().sign("alice")})
     store = WebPushKit.store(app)
     before = snapshot(store)
-    import webpush_kit.store as store_module
-
-    def broken(dialect_name: str) -> Any:
-        return sa.text("SELECT no_such_column FROM webpush_subscriptions")
-
-    monkeypatch.setattr(store_module, "_upsert_statement", broken)
+    # The database refuses the new row, after the old one was already marked unsubscribed.
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER boom BEFORE INSERT ON webpush_subscriptions "
+                "BEGIN SELECT RAISE(ABORT, 'boom'); END")
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'boom'; END $$")
+            conn.exec_driver_sql(
+                "CREATE TRIGGER boom BEFORE INSERT ON webpush_subscriptions "
+                "FOR EACH ROW EXECUTE FUNCTION boom()")
     app.config["PROPAGATE_EXCEPTIONS"] = False
     r = post(client, "subscription", _change(0, 1))
     assert r.status_code == 500

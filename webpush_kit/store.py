@@ -449,36 +449,77 @@ _GET: Final = sa.select(subscriptions).where(
 )
 
 
-class _RawRead:
-    """``_GET`` compiled once for a dialect, for a read straight on the driver's cursor.
+class _Raw:
+    """A statement compiled once for a dialect, run straight on the driver's cursor.
 
-    The columns' result processors (SQLite's datetime text, the UTC conversion) are what
-    SQLAlchemy itself would apply; they are looked up once, from the first result's
-    column types, as SQLAlchemy does.
+    Parameters and results go through the same bind and result processors SQLAlchemy
+    itself applies (SQLite's datetime text, the UTC conversion); result processors are
+    looked up once, from the first result's column types, as SQLAlchemy does.
     """
 
-    def __init__(self, dialect: Dialect) -> None:
-        names = tuple(c.name for c in _GET.selected_columns)
-        assert names == _RECORD_FIELDS, "record fields must follow the table's columns"
+    def __init__(
+        self,
+        stmt: Any,
+        dialect: Dialect,
+        *,
+        column_keys: Sequence[str] | None = None,
+        result_types: Sequence[sa.types.TypeEngine[Any]] = (),
+    ) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
+        self._compiled = compiled
         self.dialect = dialect
-        self.sql = str(_GET.compile(dialect=dialect))
-        self.positional = bool(dialect.positional)
+        self.sql = str(compiled)
+        self._order = tuple(compiled.positiontup or ()) if dialect.positional else None
+        self._binds = {
+            name: proc
+            for name, bind in compiled.binds.items()
+            if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        self._result_types = tuple(result_types)
         self._processors: tuple[Callable[[Any], Any] | None, ...] | None = None
 
-    def params(self, endpoint: str) -> Any:
-        return (endpoint,) if self.positional else {"b_endpoint": endpoint}
+    def params(self, values: Mapping[str, Any]) -> Any:
+        params = self._compiled.construct_params(dict(values))
+        for name, proc in self._binds.items():
+            if name in params and params[name] is not None:
+                params[name] = proc(params[name])
+        if self._order is not None:
+            return tuple(params[name] for name in self._order)
+        return params
 
-    def record(self, row: Sequence[Any], description: Sequence[Any]) -> SubscriptionRecord:
+    def row(self, row: Sequence[Any], description: Sequence[Any]) -> list[Any]:
         processors = self._processors
         if processors is None:
             processors = self._processors = tuple(
-                c.type.dialect_impl(self.dialect).result_processor(self.dialect, d[1])
-                for c, d in zip(_GET.selected_columns, description, strict=True)
+                t.dialect_impl(self.dialect).result_processor(self.dialect, d[1])
+                for t, d in zip(self._result_types, description, strict=True)
             )
-        return SubscriptionRecord(*(
+        return [
             value if proc is None or value is None else proc(value)
             for proc, value in zip(processors, row, strict=True)
-        ))
+        ]
+
+
+_SUBSCRIPTION_TYPES: Final = tuple(c.type for c in subscriptions.c)
+_VALUE_KEYS: Final = tuple(c.name for c in subscriptions.c if c.name != "id")
+
+
+class _RawStatements:
+    """The callback hot path's statements, compiled once per store."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        assert tuple(c.name for c in _GET.selected_columns) == _RECORD_FIELDS
+        assert tuple(c.name for c in subscriptions.c) == _RECORD_FIELDS
+        sqlite = dialect.name == "sqlite"
+        self.get = _Raw(_GET, dialect, result_types=_SUBSCRIPTION_TYPES)
+        self.exists = _Raw(_EXISTS, dialect)
+        self.retire = _Raw(_RETIRE, dialect, result_types=(
+            subscriptions.c.user_id.type, subscriptions.c.anonymous_id.type))
+        self.link = _Raw(_LINK, dialect)
+        self.upsert = _Raw(
+            _upsert_statement(dialect.name), dialect, column_keys=_VALUE_KEYS,
+            result_types=_SUBSCRIPTION_TYPES + (() if sqlite else (sa.Boolean(),)),
+        )
 
 
 # Marks a replaced subscription unsubscribed and returns its owner.
@@ -594,7 +635,7 @@ class Store:
             _configure_sqlite(self._engine)
         else:
             _configure_postgresql(self._engine)
-        self._raw_read = _RawRead(self._engine.dialect)
+        self._raw = _RawStatements(self._engine.dialect)
         self._ready = False
         self._lock = threading.Lock()
         _LIVE_STORES.add(self)
@@ -638,31 +679,55 @@ class Store:
             with conn.begin():
                 yield conn
 
-    def _run(self, work: Callable[[Connection], _T], *, write: bool) -> _T:
-        """``work`` in one transaction; run again once when the connection turned out to
-        be dead before anything was committed (a PostgreSQL restart, an idle timeout)."""
+    def _write(self, work: Callable[[Any], _T]) -> _T:
+        """``work(cursor)`` in one write transaction straight on the driver (SQLite:
+        ``BEGIN IMMEDIATE``). Run again once when the connection turned out to be dead
+        before COMMIT was sent (nothing was committed); lost during COMMIT, the outcome
+        is unknown and the error is reported."""
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
         for attempt in (1, 2):
+            pooled = self._engine.raw_connection()
+            dbapi_conn = pooled.dbapi_connection
+            assert dbapi_conn is not None
             committing = False
             try:
-                with self._engine.connect() as conn:
-                    if write and self._sqlite:
-                        conn.execution_options(webpush_sqlite_begin="IMMEDIATE")
-                    with conn.begin():
-                        result = work(conn)
+                cursor = dbapi_conn.cursor()
+                try:
+                    if self._sqlite:
+                        cursor.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = work(cursor)
                         committing = True
-                    return result
-            except sa.exc.DBAPIError as exc:
-                # A connection lost before COMMIT was sent committed nothing: run again.
-                # Lost during COMMIT, the outcome is unknown: the error is reported.
-                if attempt == 2 or committing or not exc.connection_invalidated:
-                    raise
+                        if self._sqlite:
+                            cursor.execute("COMMIT")
+                        else:
+                            dbapi_conn.commit()
+                    except BaseException:
+                        if not committing:
+                            dbapi_conn.rollback()
+                        raise
+                finally:
+                    cursor.close()
+                return result
+            except dbapi_error as exc:
+                dead = self._engine.dialect.is_disconnect(exc, dbapi_conn, None)
+                if dead:
+                    pooled.invalidate(exc)
+                    if attempt == 1 and not committing:
+                        continue
+                raise sa.exc.DBAPIError.instance(
+                    None, None, exc, dbapi_error,
+                    connection_invalidated=dead, dialect=self._engine.dialect,
+                ) from exc
+            finally:
+                pooled.close()
         raise AssertionError("unreachable")
 
     def _read_one(self, endpoint: str) -> SubscriptionRecord | None:
         """One row by endpoint, straight on the driver: no SQLAlchemy Connection, no
         explicit transaction (SQLite's autocommit SELECT; psycopg in autocommit for the
         one statement), the SQL compiled once. Retried once on a dead connection."""
-        raw = self._raw_read
+        raw = self._raw.get
         for attempt in (1, 2):
             pooled = self._engine.raw_connection()
             dbapi_conn = pooled.dbapi_connection
@@ -672,9 +737,12 @@ class Store:
                     dbapi_conn.autocommit = True
                 cursor = dbapi_conn.cursor()
                 try:
-                    cursor.execute(raw.sql, raw.params(endpoint))
+                    cursor.execute(raw.sql, raw.params({"b_endpoint": endpoint}))
                     row = cursor.fetchone()
-                    record = None if row is None else raw.record(row, cursor.description)
+                    record = (
+                        None if row is None
+                        else SubscriptionRecord(*raw.row(row, cursor.description))
+                    )
                 finally:
                     cursor.close()
             except self._engine.dialect.loaded_dbapi.Error as exc:
@@ -684,7 +752,7 @@ class Store:
                     if attempt == 1:
                         continue
                 raise sa.exc.DBAPIError.instance(
-                    raw.sql, [endpoint], exc, self._engine.dialect.loaded_dbapi.Error,
+                    raw.sql, None, exc, self._engine.dialect.loaded_dbapi.Error,
                     connection_invalidated=dead, dialect=self._engine.dialect,
                 ) from exc
             finally:
@@ -759,16 +827,18 @@ class Store:
             old = None
         self._ensure_schema()
         now = _now()
-        stmt = _upsert_statement(self._engine.dialect.name)
+        raw = self._raw
         posted_user, posted_anon = user, anon
 
-        def work(conn: Connection) -> tuple[SubscriptionRecord, bool]:
+        def work(cursor: Any) -> tuple[SubscriptionRecord, bool]:
             user, anon = posted_user, posted_anon
             if old is not None:
-                previous = conn.execute(_RETIRE, {"b_endpoint": old, "b_now": now}).first()
-                if previous is not None and user is None:
-                    user = previous.user_id
-                    anon = anon if anon is not None else previous.anonymous_id
+                cursor.execute(raw.retire.sql, raw.retire.params({"b_endpoint": old, "b_now": now}))
+                found = cursor.fetchone()
+                if found is not None and user is None:
+                    previous_user, previous_anon = raw.retire.row(found, cursor.description)
+                    user = previous_user
+                    anon = anon if anon is not None else previous_anon
             values = {
                 "endpoint": sub.endpoint,
                 "p256dh": sub.p256dh,
@@ -786,19 +856,22 @@ class Store:
                 "updated_at": now,
                 "last_seen_at": now,
             }
+            existed = False
             if self._sqlite:
                 # Exact under BEGIN IMMEDIATE: no other writer can slip in between.
-                existed = conn.execute(_EXISTS, {"b_endpoint": sub.endpoint}).first() is not None
-                row = conn.execute(stmt, values).one()
-                created = not existed
-            else:
-                row = conn.execute(stmt, values).one()
-                created = bool(row._mapping["created"])
+                cursor.execute(raw.exists.sql, raw.exists.params({"b_endpoint": sub.endpoint}))
+                existed = cursor.fetchone() is not None
+            cursor.execute(raw.upsert.sql, raw.upsert.params(values))
+            fields = raw.upsert.row(cursor.fetchone(), cursor.description)
+            # PostgreSQL: RETURNING (xmax = 0), true only for a row this statement inserted.
+            created = not existed if self._sqlite else bool(fields.pop())
             if link_anonymous and user is not None and anon is not None:
-                conn.execute(_LINK, {"b_anon": anon, "b_user": user, "b_now": now})
-            return _record(row), created
+                cursor.execute(
+                    raw.link.sql, raw.link.params({"b_anon": anon, "b_user": user, "b_now": now})
+                )
+            return SubscriptionRecord(*fields), created
 
-        return self._run(work, write=True)
+        return self._write(work)
 
     def remove_subscription(self, endpoint: str) -> bool:
         """Mark a subscription unsubscribed (kept for the funnel); False if unknown."""
