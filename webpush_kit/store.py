@@ -487,12 +487,13 @@ class _Raw:
             return tuple(params[name] for name in self._order)
         return params
 
-    def row(self, row: Sequence[Any], description: Sequence[Any]) -> list[Any]:
+    def row(self, row: Sequence[Any], cursor: Any) -> list[Any]:
+        """``row`` of ``cursor``'s result, processed (the description is read once)."""
         processors = self._processors
         if processors is None:
             processors = self._processors = tuple(
                 t.dialect_impl(self.dialect).result_processor(self.dialect, d[1])
-                for t, d in zip(self._result_types, description, strict=True)
+                for t, d in zip(self._result_types, cursor.description, strict=True)
             )
         return [
             value if proc is None or value is None else proc(value)
@@ -741,7 +742,7 @@ class Store:
                     row = cursor.fetchone()
                     record = (
                         None if row is None
-                        else SubscriptionRecord(*raw.row(row, cursor.description))
+                        else SubscriptionRecord(*raw.row(row, cursor))
                     )
                 finally:
                     cursor.close()
@@ -836,7 +837,7 @@ class Store:
                 cursor.execute(raw.retire.sql, raw.retire.params({"b_endpoint": old, "b_now": now}))
                 found = cursor.fetchone()
                 if found is not None and user is None:
-                    previous_user, previous_anon = raw.retire.row(found, cursor.description)
+                    previous_user, previous_anon = raw.retire.row(found, cursor)
                     user = previous_user
                     anon = anon if anon is not None else previous_anon
             values = {
@@ -862,7 +863,7 @@ class Store:
                 cursor.execute(raw.exists.sql, raw.exists.params({"b_endpoint": sub.endpoint}))
                 existed = cursor.fetchone() is not None
             cursor.execute(raw.upsert.sql, raw.upsert.params(values))
-            fields = raw.upsert.row(cursor.fetchone(), cursor.description)
+            fields = raw.upsert.row(cursor.fetchone(), cursor)
             # PostgreSQL: RETURNING (xmax = 0), true only for a row this statement inserted.
             created = not existed if self._sqlite else bool(fields.pop())
             if link_anonymous and user is not None and anon is not None:
