@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import statistics
@@ -103,6 +104,10 @@ def make_bodies(n: int, owner_changes: float = 0.1) -> list[str]:
                 "user_token": tokens.sign(f"flap-{owner}-{j}"),
                 "source": "resync",
             }))
+    # Spread the owner changes through the list: each wrk connection walks it in order from
+    # a random start, so a block of them would make some rounds nearly all writes and others
+    # none. Each body still comes once per cycle, so every flapping post moves the owner.
+    random.Random(20261203).shuffle(out)
     return out
 
 
