@@ -46,20 +46,28 @@ def templates_dir() -> Path:
     )
 
 
+_SCRIPT_SAFE = str.maketrans({
+    "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+    "\u2028": "\\u2028", "\u2029": "\\u2029",
+})
+
+
+def _script_safe(text: str) -> str:
+    """JSON text that cannot close a ``<script>`` or break a line in older JavaScript."""
+    return text.translate(_SCRIPT_SAFE)
+
+
 def js_literal(value: Any) -> Markup:
     """Serialise a value for a JavaScript (or JSON) context, safe inside <script> too."""
     text = json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return Markup(text)
+    return Markup(_script_safe(text))
 
 
 def json_document(value: Any) -> Markup:
     """A readable JSON document (the manifest): UTF-8, two-space indent, no escaping of
     non-ASCII names; ``<`` and friends escaped as in :func:`js_literal` for inline use."""
     text = json.dumps(value, ensure_ascii=False, allow_nan=False, indent=2)
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return Markup(text + "\n")
+    return Markup(_script_safe(text) + "\n")
 
 
 @lru_cache(maxsize=1)
@@ -91,20 +99,23 @@ class Asset:
     content_type: str
     headers: tuple[tuple[str, str], ...] = ()
     etag: str = field(init=False)
+    _all_headers: tuple[tuple[str, str], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         digest = hashlib.sha256(self.body).hexdigest()[:32]
         object.__setattr__(self, "etag", digest)
-
-    def all_headers(self) -> list[tuple[str, str]]:
-        """Headers to send with a 200 (and, minus Content-Type, with a 304)."""
-        return [
+        # Built once: the blueprint sends them with every request.
+        object.__setattr__(self, "_all_headers", (
             ("Content-Type", self.content_type),
-            ("ETag", f'"{self.etag}"'),
+            ("ETag", f'"{digest}"'),
             ("Cache-Control", NO_CACHE),
             ("X-Content-Type-Options", "nosniff"),
             *self.headers,
-        ]
+        ))
+
+    def all_headers(self) -> tuple[tuple[str, str], ...]:
+        """Headers to send with a 200 (and, minus Content-Type, with a 304)."""
+        return self._all_headers
 
 
 @dataclass(frozen=True)
