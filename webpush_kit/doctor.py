@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import email.utils
 import http.client
-import ipaddress
 import json
 import re
 import time
@@ -27,6 +26,7 @@ from typing import Any, Final, Literal
 from urllib.parse import urljoin, urlsplit
 
 from webpush_kit import __version__
+from webpush_kit._net import is_loopback_host
 from webpush_kit.assets import AssetBundle, js_literal, render_assets
 from webpush_kit.export import (
     HEAD_SNIPPET_FILE,
@@ -196,23 +196,12 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def fetch(url: str, *, timeout: float = DEFAULT_TIMEOUT,
           headers: Mapping[str, str] | None = None) -> Fetched:
     """GET ``url`` without following redirects; a network error becomes ``error``."""
     handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
     try:
-        if is_loopback(urlsplit(url).hostname):
+        if is_loopback_host(urlsplit(url).hostname):
             handlers.append(urllib.request.ProxyHandler({}))  # never send loopback to a proxy
         opener = urllib.request.build_opener(*handlers)
         request = urllib.request.Request(
@@ -259,7 +248,7 @@ def check_https(url: str) -> Check:
     parts = urlsplit(url)
     if parts.scheme == "https":
         return _pass("https", "served over HTTPS: a secure context")
-    if parts.scheme == "http" and is_loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
         return _pass("https", f"{parts.hostname} is loopback, which browsers treat as a "
                               "secure context (development only)")
     return _fail("https", f"{parts.scheme}://{parts.netloc} is not a secure context: service "

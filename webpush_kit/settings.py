@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import json
 import logging
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from webpush_kit._net import is_loopback_host
 from webpush_kit.errors import ConfigError
 from webpush_kit.vapid import check_subject
 
@@ -551,21 +551,16 @@ def _check_url(name: str, value: str, allowed: str, *, relative_ok: bool = True)
         if relative_ok:
             return
         raise ConfigError(name, value, allowed)
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError for a port that is not 0-65535
+    except ValueError:  # "http://[::1/x.js": an unclosed IPv6 bracket, or a bad port
+        raise ConfigError(name, value, allowed) from None
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
         return  # local stand-ins for tests and development
     raise ConfigError(name, value, allowed)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def settings_warnings(s: Settings) -> list[str]:
