@@ -3,7 +3,8 @@
 Every bad request of the corpus below must get a 4xx JSON error with the expected code
 and leave the database exactly as it was (every table compared row by row). The good
 paths check the ownership rules: upsert, ownership transfer, the user_id_loader winning
-over whatever the browser sends, anonymous subscriptions linked at login, reset.
+over whatever the browser sends, a subscription linked at login only when the request
+presents it (never by anonymous id: the attack regression below), reset.
 """
 
 from __future__ import annotations
@@ -456,28 +457,131 @@ def test_the_loader_wins_over_whatever_the_browser_sends(
     assert rows(app)[0]["user_id"] is None
 
 
-def test_anonymous_subscriptions_are_linked_at_login(app: Flask) -> None:
+def test_identify_links_only_the_presented_subscription_never_by_anonymous_id(
+    app: Flask,
+) -> None:
     client = app.test_client()
     t = tokens()
     post(client, "subscription", {"subscription": sub(0), "anonymous_id": "anon-1"})
     post(client, "subscription", {"subscription": sub(1), "anonymous_id": "anon-1"})
     post(client, "subscription", {"subscription": sub(2), "anonymous_id": "anon-2"})
     assert [r["user_id"] for r in rows(app)] == [None, None, None]
+    # The anonymous id alone proves nothing (any script on the page can read it).
     r = post(client, "identify", {"user_token": t.sign("alice"), "user_id": "alice",
                                   "anonymous_id": "anon-1"})
-    assert (r.status_code, r.get_json()) == (200, {"linked": True})
-    assert [r["user_id"] for r in rows(app)] == ["alice", "alice", None]
+    assert (r.status_code, r.get_json()) == (200, {"linked": False})
+    assert [r["user_id"] for r in rows(app)] == [None, None, None]
     [event] = events(app)
-    assert (event["type"], event["user_id"], event["anonymous_id"]) == (
-        "identified", "alice", "anon-1")
+    assert (event["type"], event["user_id"], event["anonymous_id"], event["subscription_id"]) \
+        == ("identified", "alice", "anon-1", None)
+    # Presenting a subscription (its endpoint) links that one, and only that one.
+    r = post(client, "identify", {"user_token": t.sign("alice"), "anonymous_id": "anon-1",
+                                  "subscription": sub(1)})
+    assert (r.status_code, r.get_json()) == (200, {"linked": True})
+    assert [r["user_id"] for r in rows(app)] == [None, "alice", None]
+    assert [(e["type"], e["anonymous_id"], e["subscription_id"]) for e in events(app)] == [
+        ("identified", "anon-1", None), ("identified", "anon-1", rows(app)[1]["id"])]
 
 
-def test_a_signed_in_post_links_the_anonymous_ids_other_subscriptions(app: Flask) -> None:
+def test_a_signed_in_post_links_only_the_posted_subscription(app: Flask) -> None:
     client = app.test_client()
     post(client, "subscription", {"subscription": sub(0), "anonymous_id": "anon-1"})
-    post(client, "subscription", {"subscription": sub(1), "anonymous_id": "anon-1",
+    r = post(client, "subscription", {"subscription": sub(1), "anonymous_id": "anon-1",
+                                      "user_token": tokens().sign("alice")})
+    assert r.get_json() == {"status": "active", "created": True, "linked": True}
+    assert [r["user_id"] for r in rows(app)] == [None, "alice"]
+    # The same when an existing anonymous row becomes the user's, and on
+    # pushsubscriptionchange: the anonymous id's other subscription stays anonymous.
+    post(client, "subscription", {"subscription": sub(2), "anonymous_id": "anon-1"})
+    post(client, "subscription", {"subscription": sub(2), "anonymous_id": "anon-1",
                                   "user_token": tokens().sign("alice")})
-    assert [r["user_id"] for r in rows(app)] == ["alice", "alice"]
+    post(client, "subscription", _change(1, 3, anonymous_id="anon-1",
+                                         user_token=tokens().sign("alice")))
+    assert [(r["user_id"], r["status"]) for r in rows(app)] == [
+        (None, "active"), ("alice", "unsubscribed"), ("alice", "active"), ("alice", "active")]
+
+
+VICTIM_ANON = "3f0c9a52-7d1e-4b8e-9c2a-5e6f7a8b9c0d"  # the victim browser's MoEngage uuid
+
+
+@pytest.mark.parametrize("verified_by", ["user_token", "user_id_loader"])
+def test_a_leaked_anonymous_id_does_not_hand_the_victims_subscription_to_an_attacker(
+    app_factory: Callable[..., Flask], verified_by: str
+) -> None:
+    """Regression: /identify and /subscription used to give the verified user every
+    anonymous subscription stored with the posted anonymous id. An anonymous id is no
+    secret (page scripts, analytics, shared links), so a logged-in attacker who learned a
+    victim's could take the victim browser's push subscription into their account. Now
+    only a subscription whose endpoint the request presents is linked."""
+    who: dict[str, str | None] = {"id": None}
+    if verified_by == "user_id_loader":
+        app = app_factory(user_id_loader=lambda: who["id"])
+    else:
+        app = app_factory()
+
+    def as_user(user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` posted by ``user_id``: the session names them, or the page's token."""
+        who["id"] = user_id
+        return body if verified_by == "user_id_loader" else {
+            **body, "user_token": tokens().sign(user_id)}
+
+    def row_for(endpoint: str) -> dict[str, Any]:
+        [row] = [r for r in rows(app) if r["endpoint"] == endpoint]
+        return row
+
+    victim, attacker = app.test_client(), app.test_client()
+    victim_sub = sub(0, "victim")
+    mallory_subs = [sub(i, "mallory") for i in range(1, 5)]
+
+    # The victim's browser, logged out, re-syncs its subscription under its anonymous id.
+    who["id"] = None
+    r = post(victim, "subscription", {"subscription": victim_sub, "anonymous_id": VICTIM_ANON})
+    assert r.get_json() == {"status": "active", "created": True, "linked": False}
+
+    # Mallory, logged in, posts the victim's anonymous id: with no subscription, ...
+    r = post(attacker, "identify", as_user("mallory", {"anonymous_id": VICTIM_ANON}))
+    assert (r.status_code, r.get_json()) == (200, {"linked": False})
+    # ... with her own subscription on /identify, ...
+    r = post(attacker, "identify", as_user("mallory", {"anonymous_id": VICTIM_ANON,
+                                                       "subscription": mallory_subs[0]}))
+    assert (r.status_code, r.get_json()) == (200, {"linked": True})
+    # ... on /subscription with a new one, with one of hers that changes owner, and on
+    # pushsubscriptionchange.
+    r = post(attacker, "subscription", as_user("mallory", {
+        "subscription": mallory_subs[1], "anonymous_id": VICTIM_ANON}))
+    assert (r.status_code, r.get_json()["linked"]) == (201, True)
+    who["id"] = None
+    post(attacker, "subscription", {"subscription": mallory_subs[2],
+                                    "anonymous_id": VICTIM_ANON})
+    r = post(attacker, "subscription", as_user("mallory", {
+        "subscription": mallory_subs[2], "anonymous_id": VICTIM_ANON}))
+    assert (r.status_code, r.get_json()["linked"]) == (200, True)
+    r = post(attacker, "subscription", as_user("mallory", {
+        "subscription": mallory_subs[3], "old_endpoint": mallory_subs[1]["endpoint"],
+        "source": "pushsubscriptionchange", "anonymous_id": VICTIM_ANON}))
+    assert (r.status_code, r.get_json()["linked"]) == (201, True)
+
+    # The victim's subscription is still nobody's; Mallory has only her own.
+    row = row_for(victim_sub["endpoint"])
+    assert (row["user_id"], row["anonymous_id"], row["status"]) == (None, VICTIM_ANON, "active")
+    assert {r["endpoint"] for r in rows(app) if r["user_id"] == "mallory"} == {
+        s["endpoint"] for s in mallory_subs}
+    # The attempts are on record, with the anonymous id they named.
+    identified = [e for e in events(app) if e["type"] == "identified"]
+    assert [(e["user_id"], e["anonymous_id"]) for e in identified] == [
+        ("mallory", VICTIM_ANON), ("mallory", VICTIM_ANON)]
+    # Her sends (send_to_user reads this) cannot reach the victim's browser.
+    reachable = WebPushKit.store(app).subscriptions_for_user("mallory")
+    assert victim_sub["endpoint"] not in {rec.endpoint for rec in reachable}
+
+    # The victim logging in presents their own subscription: that links it.
+    r = post(victim, "identify", as_user("victor", {"anonymous_id": VICTIM_ANON,
+                                                    "subscription": victim_sub}))
+    assert (r.status_code, r.get_json()) == (200, {"linked": True})
+    row = row_for(victim_sub["endpoint"])
+    assert (row["user_id"], row["anonymous_id"]) == ("victor", VICTIM_ANON)
+    assert {r["endpoint"] for r in rows(app) if r["user_id"] == "mallory"} == {
+        s["endpoint"] for s in mallory_subs}
 
 
 def test_identify_with_the_subscription_links_it(app: Flask) -> None:

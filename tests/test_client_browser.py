@@ -354,6 +354,74 @@ def test_identify_maps_traits_like_segment_and_reset_logs_out_everywhere(
     assert rows(db)[0]["user_id"] is None
 
 
+def _identify_bodies(b: Browser) -> list[dict[str, Any]]:
+    """Collects the bodies the page posts to /identify."""
+    bodies: list[dict[str, Any]] = []
+
+    def on_request(request: Any) -> None:
+        if request.url.endswith("/webpush-kit/api/identify"):
+            bodies.append(json.loads(request.post_data))
+
+    b.page.on("request", on_request)
+    return bodies
+
+
+def test_identify_presents_this_browsers_subscription_and_links_only_it(
+    live_server: Any, browser_context: Any, db: Store, db_url: str, subs: list[dict[str, Any]]
+) -> None:
+    # The server links only a subscription the request presents (never by anonymous id),
+    # so identify() must send the browser's current one. The page was rendered logged
+    # out (its re-sync is anonymous), then the session logs in: only identify can link.
+    who: dict[str, str | None] = {"id": None}
+    server = live_server(moengage_app(db_url, user_id_loader=lambda: who["id"]))
+    b = Browser(browser_context, server.url, subs, seed=subs[0])
+    bodies = _identify_bodies(b)
+    b.goto("/page")
+    b.ready()
+    anonymous = b.js("() => Moengage.device.getUuid()")
+    b.wait_for(lambda: rows(db), "the anonymous re-sync")
+    assert (rows(db)[0]["user_id"], rows(db)[0]["anonymous_id"]) == (None, anonymous)
+    # Another subscription stored under the same anonymous id is not this browser's.
+    db.save_subscription(parse_subscription(subs[1]), user_id=None, anonymous_id=anonymous)
+    who["id"] = "hana"
+    assert b.js("() => webpushKit.identify('hana', {})") == {"linked": True}
+    [body] = bodies
+    assert body["subscription"] == {"endpoint": subs[0]["endpoint"], "expirationTime": None,
+                                    "keys": subs[0]["keys"]}
+    assert body["anonymous_id"] == anonymous
+    assert [(r["endpoint"], r["user_id"]) for r in rows(db)] == [
+        (subs[0]["endpoint"], "hana"), (subs[1]["endpoint"], None)]
+    [event] = events(db)
+    assert (event["type"], event["user_id"], event["anonymous_id"], event["subscription_id"]) \
+        == ("identified", "hana", anonymous, rows(db)[0]["id"])
+
+
+def test_identify_falls_back_to_the_subscription_the_sdk_reported(
+    live_server: Any, browser_context: Any, db: Store, db_url: str, subs: list[dict[str, Any]]
+) -> None:
+    # When the push manager does not answer in time (a worker still installing, a page
+    # outside its scope), identify() presents the subscription the SDK reported instead.
+    who: dict[str, str | None] = {"id": None}
+    server = live_server(moengage_app(db_url, user_id_loader=lambda: who["id"]))
+    b = Browser(browser_context, server.url, subs)
+    browser_context.add_init_script(
+        "PushManager.prototype.getSubscription = () => new Promise(() => {});")
+    bodies = _identify_bodies(b)
+    b.goto("/page")
+    b.ready()
+    b.js("""sub => __moeFire('MOE_LIFECYCLE', {name: 'HARD_ASK_ALLOWED', data: {
+        token: sub.endpoint.split('/').pop(), endpoint: sub.endpoint, keys: sub.keys,
+        expirationTime: null}})""", subs[2])
+    b.wait_for(lambda: rows(db), "the SDK's subscription")
+    assert rows(db)[0]["user_id"] is None
+    who["id"] = "ines"
+    assert b.js("() => webpushKit.identify('ines', {})") == {"linked": True}
+    [body] = bodies
+    assert body["subscription"]["endpoint"] == subs[2]["endpoint"]
+    [row] = rows(db)
+    assert (row["endpoint"], row["user_id"]) == (subs[2]["endpoint"], "ines")
+
+
 SEGMENT_STUB = """
 window.analytics = (function () {
   var handlers = {}, log = window.__segmentLog = [];

@@ -8,7 +8,7 @@ back. Everything below is under ``settings.api_path`` (default ``/webpush-kit/ap
 ``POST /subscription``    save or refresh a subscription (201 created, 200 refreshed)
 ``DELETE /subscription``  mark one unsubscribed; also ``POST /subscription/remove``
 ``POST /events``          a batch of opt-in events (at most 50; all or nothing)
-``POST /identify``        link this browser's subscription and anonymous id to the user
+``POST /identify``        link the subscription it presents (this browser's) to the user
 ``POST /reset``           unlink the user from this browser's subscription (logout)
 ``GET /vapid-public-key`` the applicationServerKey, when self-hosted (else 404)
 ========================  ======================================================
@@ -40,10 +40,16 @@ Whose user id a callback is linked to (issue 3, item 3):
   ``unsigned_user_id``, and one that differs from the token's is 403
   ``user_token_mismatch``.
 * Anonymous ids (MoEngage device uuid, Segment ``anonymousId``) are accepted as they
-  are, within bounds. When a verified user id comes with an anonymous id, the anonymous
-  subscriptions of that id are linked to the user (``Store.link_anonymous``): on every
-  ``/identify``, and on ``/subscription`` when the posted subscription is new or becomes
-  this user's (a re-sync by the same owner has nothing new to link).
+  are, within bounds, and recorded, but they never link anything: a subscription is
+  linked to a user only by a request that presents that subscription (its endpoint),
+  on ``/subscription`` or ``/identify`` with a verified user. Proof of possession: the
+  endpoint is an unguessable URL only that browser and the server know, while an
+  anonymous id is readable by every script on the page and leaks (analytics, shared
+  links). Linking "every anonymous subscription of this anonymous id" at login would let
+  a logged-in attacker who learned a victim's anonymous id take the victim browser's
+  subscription into their own account. So the API never calls ``Store.link_anonymous``
+  (nor ``save_subscription(link_anonymous=True)``); the browser client sends its current
+  subscription with every ``/identify`` instead.
 
 Most ``/subscription`` posts are the re-sync every page load makes. The row is read
 first, and a post that would change nothing (same keys and owner, active, seen within
@@ -64,8 +70,11 @@ Bodies (every member but the first of each is optional; ``user_token``/``user_id
   the server know); a verified user (loader or token) still wins.
 * ``/subscription/remove`` and ``DELETE /subscription``: ``{endpoint}``.
 * ``/events``: ``{events: [{type, endpoint?, detail?, timestamp?}, ...]}``.
-* ``/identify``: ``{user_token | loader, subscription?, anonymous_id}``; records an
-  ``identified`` event.
+* ``/identify``: ``{user_token | loader, subscription?, anonymous_id,
+  application_server_key}``; saves and links the subscription when there is one (the
+  only one it links: other subscriptions of the anonymous id are left alone, see above),
+  and records an ``identified`` event with the anonymous id. ``linked`` in the answer
+  says whether the presented subscription is now linked to the user.
 * ``/reset``: ``{endpoint, anonymous_id}``. Holding the endpoint (a secret URL only this
   browser and the server know) is what entitles a browser to unlink it: at logout the
   session is usually gone already. An expired token is tolerated here, a forged one is
@@ -505,7 +514,6 @@ class CallbackApi:
             record, created = store.save_subscription(
                 sub, user_id=user_id, anonymous_id=anonymous_id,
                 user_agent=req.user_agent, vapid_key=server_key, replaces=old_endpoint,
-                link_anonymous=user_id is not None and anonymous_id is not None,
             )
             return _saved(record, created)
         # Most posts are the re-sync of every page load: read first, and write only what
@@ -515,13 +523,11 @@ class CallbackApi:
             before, sub, user_id, anonymous_id, req.user_agent, server_key
         ):
             return _saved(before, False)
-        # The browser has just become this user's (a login, or a shared profile changing
-        # hands): its anonymous id's other subscriptions follow, in the same transaction.
+        # Only the posted subscription takes the verified user: never other subscriptions
+        # of the same anonymous id (whoever knows an anonymous id must not gain them).
         record, created = store.save_subscription(
             sub, user_id=user_id, anonymous_id=anonymous_id,
             user_agent=req.user_agent, vapid_key=server_key,
-            link_anonymous=user_id is not None and anonymous_id is not None and (
-                before is None or before.user_id != user_id),
         )
         return _saved(record, created)
 
@@ -550,18 +556,19 @@ class CallbackApi:
                 "(webpush_head(user_id=...)), or a user_id_loader that returns the "
                 "logged-in user", field="user_token", code="user_not_verified", status=403)
         store = self._store()
-        linked = 0
+        linked = False
         if sub is not None:
-            store.save_subscription(sub, user_id=user_id, anonymous_id=anonymous_id,
-                                    user_agent=req.user_agent, vapid_key=server_key)
-            linked += 1
-        if anonymous_id is not None:
-            linked += store.link_anonymous(anonymous_id, user_id)
+            # Presenting the endpoint proves this is that browser's subscription: it (and
+            # only it) is linked. The anonymous id links nothing: it is no secret.
+            record, _ = store.save_subscription(
+                sub, user_id=user_id, anonymous_id=anonymous_id,
+                user_agent=req.user_agent, vapid_key=server_key)
+            linked = record.user_id is not None
         store.record_events(
             [OptInEvent("identified", endpoint=None if sub is None else sub.endpoint)],
             user_id=user_id, anonymous_id=anonymous_id,
         )
-        return ApiResponse(200, {"linked": linked > 0})
+        return ApiResponse(200, {"linked": linked})
 
     def _reset(self, req: ApiRequest, body: dict[str, Any]) -> ApiResponse:
         raw = body.get("endpoint")
