@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from webpush_kit import __version__
 from webpush_kit._net import is_loopback_host
@@ -35,7 +35,7 @@ from webpush_kit.export import (
     server_config_name,
     url_to_relpath,
 )
-from webpush_kit.merge import find_moengage_imports
+from webpush_kit.merge import _find_imports, _js_string_value, _tokens, find_moengage_imports
 from webpush_kit.settings import MOENGAGE_LEGACY_SW_URL, Settings
 
 __all__ = [
@@ -45,11 +45,13 @@ __all__ = [
     "check_manifest_body",
     "check_page",
     "check_worker_body",
+    "check_worker_csp",
     "check_worker_headers",
     "diagnose",
     "diagnose_folder",
     "diagnose_url",
     "fetch",
+    "parse_csp_list",
     "served_headers",
 ]
 
@@ -452,6 +454,343 @@ def check_worker_body(body: bytes, settings: Settings, prefix: str = "") -> list
 
 
 # --------------------------------------------------------------------------------------
+# checks: the worker's Content-Security-Policy against its importScripts URLs
+# --------------------------------------------------------------------------------------
+#
+# A worker's policy comes from the headers of its own script response (WEB-PUSH-RULES
+# section 1.8), so a site-wide CSP sent on every path also governs the worker's
+# importScripts. Those requests have the destination "script", whose effective directive is
+# script-src-elem, falling back to script-src, then default-src (CSP3 6.8.1 and 6.8.3);
+# worker-src governs registering the worker, not what it imports. Only the first of these
+# present in a policy runs. The script pre-request check (CSP3 6.7.1.1) allows a request
+# whose nonce or integrity metadata matches: importScripts sends neither, so nonces and
+# hashes never allow it; 'strict-dynamic' allows every request that is not parser-inserted,
+# which importScripts never is (Chromium agrees: see tests/test_doctor_csp.py). Then the URL
+# is matched against the source list (CSP3 6.7.2.5-6.7.2.11) in the worker's origin: '*',
+# scheme sources (http: also matches https:), host sources with optional scheme, *. prefix,
+# port and path, and 'self'. 'unsafe-inline', 'unsafe-eval' and the other keywords allow no
+# URL; 'none' alone matches nothing; a directive with no value, or only invalid
+# expressions, matches nothing. Every enforced policy must allow the import (each one can
+# block it); Content-Security-Policy-Report-Only only reports, so it only warns here.
+
+_SCRIPT_FALLBACK: Final = ("script-src-elem", "script-src", "default-src")
+_CONNECT_FALLBACK: Final = ("connect-src", "default-src")
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443, "ftp": 21}
+_SCHEME_SOURCE: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_HOST_SOURCE: Final = re.compile(
+    r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?"
+    r"(?P<host>\*|(?:\*\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
+    r"(?::(?P<port>[0-9]+|\*))?"
+    r"(?P<path>/[^?#]*)?"
+)
+_IPV4: Final = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_ASCII_WS: Final = "\t\n\f\r "
+_LEADING_LITERAL: Final = re.compile(r"""(?:^|,)\s*(["'`])((?:\\.|(?!\1)[^\\])*)\1""", re.S)
+
+
+@dataclass(frozen=True)
+class _Url:
+    """A URL as CSP matching sees it: lower-case scheme and host, port None when default."""
+
+    text: str
+    scheme: str
+    host: str | None
+    port: int | None
+    path: str
+
+    @property
+    def origin(self) -> str:
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{self.scheme}://{self.host}{port}" if self.host else f"{self.scheme}:"
+
+
+def _parse_url(url: str) -> _Url | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if not scheme:
+        return None
+    if port is not None and _DEFAULT_PORTS.get(scheme) == port:
+        port = None
+    path = parts.path or ("/" if parts.netloc else "")
+    return _Url(url, scheme, parts.hostname, port, path)
+
+
+def parse_csp_list(value: str) -> list[dict[str, list[str]]]:
+    """A serialized CSP list (one header, or several joined with commas) as policies, each a
+    map of lower-case directive name to its source expressions (CSP3 2.2.1 and 2.2.2): the
+    first of a repeated directive wins, tokens with non-ASCII characters are skipped, and a
+    policy with no directives is dropped. Never raises."""
+    policies: list[dict[str, list[str]]] = []
+    for serialized in value.split(","):
+        policy: dict[str, list[str]] = {}
+        for token in serialized.split(";"):
+            token = token.strip(_ASCII_WS)
+            if not token or not token.isascii():
+                continue
+            words = token.split()
+            name = words[0].lower()
+            if name not in policy:
+                policy[name] = words[1:]
+        if policy:
+            policies.append(policy)
+    return policies
+
+
+def _scheme_part_matches(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    return (a == b or (a == "http" and b == "https")
+            or (a == "ws" and b in ("wss", "http", "https")) or (a == "wss" and b == "https"))
+
+
+def _host_part_matches(pattern: str, host: str) -> bool:
+    pattern, host = pattern.lower(), host.lower()
+    if pattern.startswith("*"):
+        return host.endswith(pattern[1:])
+    if pattern != host:
+        return False
+    return not (_IPV4.fullmatch(pattern) and pattern != "127.0.0.1")
+
+
+def _port_part_matches(port_part: str | None, url: _Url) -> bool:
+    if port_part == "*":
+        return True
+    wanted = int(port_part) if port_part else None
+    default = _DEFAULT_PORTS.get(url.scheme)
+    actual = url.port
+    if wanted is None:
+        return actual is None or actual == default
+    return wanted == actual or (actual is None and wanted == default)
+
+
+def _path_part_matches(path_a: str, path_b: str) -> bool:
+    if not path_a or (path_a == "/" and not path_b):
+        return True
+    exact = not path_a.endswith("/")
+    list_a, list_b = path_a.split("/"), path_b.split("/")
+    if len(list_a) > len(list_b) or (exact and len(list_a) != len(list_b)):
+        return False
+    if not exact:
+        list_a = list_a[:-1]
+    return all(unquote(a) == unquote(b) for a, b in zip(list_a, list_b, strict=False))
+
+
+def _expression_matches(url: _Url, expression: str, origin: _Url) -> bool:
+    """CSP3 6.7.2.6, "Does url match expression in origin with redirect count" (count 0)."""
+    if expression == "*":
+        return url.scheme in ("http", "https") or url.scheme == origin.scheme
+    scheme_source = _SCHEME_SOURCE.fullmatch(expression)
+    if scheme_source:
+        return _scheme_part_matches(scheme_source.group(1), url.scheme)
+    host_source = _HOST_SOURCE.fullmatch(expression)
+    if host_source:
+        scheme = host_source.group("scheme")
+        if scheme is not None and not _scheme_part_matches(scheme, url.scheme):
+            return False
+        if url.host is None:
+            return False
+        if scheme is None and not _scheme_part_matches(origin.scheme, url.scheme):
+            return False
+        if not _host_part_matches(host_source.group("host"), url.host):
+            return False
+        if not _port_part_matches(host_source.group("port"), url):
+            return False
+        path = host_source.group("path")
+        return not path or _path_part_matches(path, url.path)
+    if expression.lower() == "'self'":
+        if (url.scheme, url.host, url.port) == (origin.scheme, origin.host, origin.port):
+            return True
+        # Ports "the same or the default ports for their schemes": both None once parsed.
+        return (url.host == origin.host and url.port == origin.port
+                and (url.scheme in ("https", "wss")
+                     or (origin.scheme == "http" and url.scheme in ("http", "ws"))))
+    return False
+
+
+def _source_list_matches(url: _Url, sources: list[str], origin: _Url) -> bool:
+    if not sources or (len(sources) == 1 and sources[0].lower() == "'none'"):
+        return False
+    return any(_expression_matches(url, e, origin) for e in sources)
+
+
+def _governing(policy: Mapping[str, list[str]],
+               fallback: tuple[str, ...]) -> tuple[str, list[str]] | None:
+    for name in fallback:
+        if name in policy:
+            return name, policy[name]
+    return None
+
+
+def _blocking_directive(policy: Mapping[str, list[str]], url: _Url, origin: _Url, *,
+                        script: bool) -> tuple[str, list[str]] | None:
+    """The directive of ``policy`` that blocks a request for ``url`` from the worker: an
+    importScripts (``script``) or a fetch (connect-src). None when it is allowed."""
+    governing = _governing(policy, _SCRIPT_FALLBACK if script else _CONNECT_FALLBACK)
+    if governing is None:
+        return None
+    sources = governing[1]
+    if script and any(s.lower() == "'strict-dynamic'" for s in sources):
+        return None  # importScripts is never parser-inserted
+    return None if _source_list_matches(url, sources, origin) else governing
+
+
+def worker_import_urls(body: bytes, sw_url: str) -> tuple[list[str], list[str]]:
+    """The absolute URLs the worker's ``importScripts`` calls load (a call that builds its
+    URL at run time counts by its leading string literal, which fixes the origin), and the
+    argument lists whose URL cannot be read at all."""
+    text = body.decode("utf-8", errors="replace")
+    urls: list[str] = []
+    unreadable: list[str] = []
+    for imp in _find_imports(text, _tokens(text)):
+        literals = [imp.url] if imp.is_constant and imp.url else [
+            _js_string_value(m.group(1) + m.group(2) + m.group(1))
+            for m in _LEADING_LITERAL.finditer(imp.expression)]
+        found = [lit for lit in literals if lit]
+        if not found:
+            unreadable.append(" ".join(imp.expression.split()) or "()")
+        for literal in found:
+            absolute = urljoin(sw_url, literal)
+            if absolute not in urls:
+                urls.append(absolute)
+    return urls, unreadable
+
+
+def _csp_header_values(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    return value if value is not None and value.strip(_ASCII_WS + ",") else None
+
+
+def check_worker_csp(sw_url: str, headers: Mapping[str, str], body: bytes,
+                     settings: Settings | None = None) -> list[Check]:
+    """Whether the Content-Security-Policy sent with the worker lets it import its scripts
+    (``worker.csp``; Report-Only: ``worker.csp-report-only``, a warning at most), and, for a
+    worker that imports MoEngage, whether it lets the worker reach MoEngage's API
+    (``worker.csp-connect``, a warning: which hosts MoEngage's worker code calls is
+    MoEngage's business, its CSP guide names sdk-0N.moengage.com)."""
+    origin = _parse_url(sw_url)
+    enforced = _csp_header_values(headers, "content-security-policy")
+    report_only = _csp_header_values(headers, "content-security-policy-report-only")
+    if origin is None or (enforced is None and report_only is None):
+        return [_pass("worker.csp", "no Content-Security-Policy on the worker: nothing "
+                                    "restricts its importScripts")]
+    urls, unreadable = worker_import_urls(body, sw_url)
+    parsed = [u for u in (_parse_url(x) for x in urls) if u is not None]
+    sw_path = urlsplit(sw_url).path or "/"
+    checks: list[Check] = []
+    for header, value, disposition in (
+        ("Content-Security-Policy", enforced, "enforce"),
+        ("Content-Security-Policy-Report-Only", report_only, "report"),
+    ):
+        if value is None:
+            continue
+        check_id = "worker.csp" if disposition == "enforce" else "worker.csp-report-only"
+        checks.append(_script_policy_check(check_id, header, value, disposition, parsed,
+                                           unreadable, origin, sw_path))
+        connect = _connect_policy_check(header, value, disposition, parsed, origin,
+                                        settings)
+        if connect is not None:
+            checks.append(connect)
+    return checks
+
+
+def _csp_fix(url: _Url, name: str, sources: list[str], sw_path: str) -> str:
+    if name == "default-src":
+        add = (f"add a script-src that lists {url.origin} (a script-src replaces default-src "
+               f"for scripts, so repeat its sources: script-src {' '.join(sources)} "
+               f"{url.origin}), or add {url.origin} to default-src")
+    else:
+        add = f"add {url.origin} to {name} ({name} {' '.join(sources)} {url.origin})"
+    return (f"{add}; or send {sw_path} with its own policy, exempt from the site-wide one "
+            "(Flask-Talisman: list the origin in content_security_policy's script-src, or "
+            "give the worker's view its own policy with Talisman's per-view options; nginx: "
+            f"an add_header in the `location = {sw_path}` block replaces the server's)")
+
+
+def _pushes_stop(url: _Url) -> str:
+    return ", so MoEngage pushes stop" if url.host == "cdn.moengage.com" else ""
+
+
+def _describe_directive(name: str, sources: list[str]) -> str:
+    shown = " ".join(sources) if sources else "(empty: matches nothing)"
+    note = " (there is no script-src)" if name == "default-src" else ""
+    return f"{name} {shown}{note}"
+
+
+def _script_policy_check(check_id: str, header: str, value: str, disposition: str,
+                         urls: list[_Url], unreadable: list[str], origin: _Url,
+                         sw_path: str) -> Check:
+    policies = parse_csp_list(value)
+    skipped = (f"; not checked: importScripts({unreadable[0]}), whose URL is built at run "
+               "time") if unreadable else ""
+    if not policies:
+        return Check(check_id, "pass" if disposition == "enforce" else "warn",
+                     f"{header}: {value[:120]!r} has no directive a browser can read, so it "
+                     "restricts nothing" + skipped,
+                     None if disposition == "enforce" else "fix or remove the header")
+    if not urls:
+        return _pass(check_id, f"{header} is sent with the worker; the worker imports no "
+                               f"script it could block{skipped}")
+    for url in urls:
+        for i, policy in enumerate(policies, 1):
+            blocked = _blocking_directive(policy, url, origin, script=True)
+            if blocked is None:
+                continue
+            name, sources = blocked
+            which = f"policy {i} of {len(policies)}: " if len(policies) > 1 else ""
+            fix = _csp_fix(url, name, sources, sw_path)
+            if disposition == "enforce":
+                return _fail(check_id,
+                             f"the worker's {header} ({which}"
+                             f"{_describe_directive(name, sources)}) blocks "
+                             f"importScripts({url.text}): the import throws and the "
+                             f"worker fails to install{_pushes_stop(url)}", fix)
+            return _warn(check_id,
+                         f"the worker's {header} ({which}{_describe_directive(name, sources)})"
+                         f" would block importScripts({url.text}); it only reports now, but "
+                         "enforced it would stop the worker from installing", fix)
+    allowed = ", ".join(u.origin for u in urls)
+    return _pass(check_id, f"{header} on the worker allows its importScripts from "
+                           f"{allowed}{skipped}")
+
+
+def _moengage_api_url(urls: list[_Url], settings: Settings | None) -> _Url | None:
+    if not any(u.host == "cdn.moengage.com" for u in urls):
+        return None
+    dc = settings.moengage_data_center if settings is not None else "dc_1"
+    for u in urls:
+        m = _MOENGAGE_VERSIONED.search(u.path) or re.search(r"/release/(dc_[0-9]+)/", u.path)
+        if m:
+            dc = m.group(1)
+    number = dc.removeprefix("dc_")
+    return _parse_url(f"https://sdk-{int(number):02d}.moengage.com/") if number.isdigit() \
+        else None
+
+
+def _connect_policy_check(header: str, value: str, disposition: str, urls: list[_Url],
+                          origin: _Url, settings: Settings | None) -> Check | None:
+    api = _moengage_api_url(urls, settings)
+    if api is None:
+        return None
+    for policy in parse_csp_list(value):
+        blocked = _blocking_directive(policy, api, origin, script=False)
+        if blocked is None:
+            continue
+        name, sources = blocked
+        kind = "" if disposition == "enforce" else " (report-only)"
+        return _warn("worker.csp-connect",
+                     f"the worker's {header}{kind} ({_describe_directive(name, sources)}) "
+                     f"blocks fetch() from the worker to {api.origin}, the MoEngage API host "
+                     "its CSP guide lists for connect-src: MoEngage's worker may fail to "
+                     "report deliveries and clicks",
+                     f"add {api.origin} (or https://*.moengage.com) to {name}, or exempt the "
+                     "worker from the site-wide policy")
+    return None
+
+
+# --------------------------------------------------------------------------------------
 # checks: the manifest
 # --------------------------------------------------------------------------------------
 
@@ -808,6 +1147,7 @@ def diagnose_url(url: str, settings: Settings | None = None, *, prefix: str = ""
     if status.status == "pass":
         report.checks.extend(check_worker_headers(sw_url, sw.headers, origin + bundle.scope))
         report.checks.extend(check_worker_body(sw.body, settings, bundle.prefix))
+        report.checks.extend(check_worker_csp(sw_url, sw.headers, sw.body, settings))
     else:
         report.checks.append(_skip("worker.mime", "the worker was not fetched"))
 
