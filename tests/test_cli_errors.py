@@ -20,8 +20,8 @@ def test_doctor_refuses_a_malformed_url(target: str) -> None:
     result = CliRunner().invoke(main, ["doctor", target])
     assert result.exit_code == 2, result.output
     assert "Invalid value for TARGET" in result.output
-    assert "Traceback" not in result.output and result.exception is None or \
-        isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def _config(tmp_path: Path, database_url: str) -> Path:

@@ -26,10 +26,10 @@ How a run works (``Sender.send_many`` and friends):
 * outcomes go back to the store in batches (``record_outcomes``), and the run returns a
   ``Summary``.
 
-The HTTP layer is a ``Transport`` (httpx-style) so tests and benchmarks can point the
-sender anywhere. The default, ``AiohttpTransport``, keeps a keep-alive pool per push
-service origin; it measured ~6x the request rate of a thread pool of ``requests``
-sessions on this project's machines (see benchmarks/bench_send.py).
+The HTTP layer is a ``Transport`` (:mod:`webpush_kit.transport`) so tests and benchmarks
+can point the sender anywhere. The default, ``Http1Transport``, keeps a keep-alive pool
+per push-service origin on plain asyncio protocols; ``AiohttpTransport`` is the
+alternative (see that module for why the default is not aiohttp).
 
 Sync methods (``send``, ``send_many``, ``send_to_user``, ``send_to_all``) run the async core
 (``asend``...) on a private event-loop thread, so pools survive between calls from a
@@ -48,8 +48,6 @@ import os
 import random
 import threading
 import time
-import weakref
-from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,19 +56,26 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-import aiohttp
 import http_ece  # type: ignore[import-untyped]
-import yarl
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from webpush_kit.errors import ValidationError, WebPushKitError
 from webpush_kit.messages import Notification, PushOptions, check_payload_size
+from webpush_kit.transport import (
+    AiohttpTransport,
+    Http1Transport,
+    Transport,
+    TransportError,
+    TransportResponse,
+    TransportTimeout,
+)
 from webpush_kit.vapid import VapidSigner, endpoint_origin
 
 __all__ = [
     "AiohttpTransport",
     "EncryptedPayload",
+    "Http1Transport",
     "Outcome",
     "OutcomeKind",
     "OutcomeSink",
@@ -284,125 +289,6 @@ class SendAborted(WebPushKitError):
 
 
 # --------------------------------------------------------------------------------------
-# Transport
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TransportResponse:
-    status: int
-    #: Response headers; look-ups should be case-insensitive (aiohttp's are).
-    headers: Mapping[str, str]
-    #: The start of the body (transports may truncate it).
-    body: bytes = b""
-
-
-class TransportError(Exception):
-    """The request did not get an HTTP answer (refused, reset, DNS...): retryable."""
-
-
-class TransportTimeout(TransportError):
-    """No complete answer within the timeout: retryable."""
-
-
-class Transport(ABC):
-    """Posts one request. Implementations must be safe to call concurrently from one loop."""
-
-    @abstractmethod
-    async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
-    ) -> TransportResponse:
-        """POST ``body``; raise ``TransportTimeout``/``TransportError`` when there is no answer.
-
-        Redirects must not be followed (the VAPID token is for one origin).
-        """
-
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
-        """Release what this transport holds for the running event loop."""
-
-
-class AiohttpTransport(Transport):
-    """aiohttp with a keep-alive pool per event loop, ``limit_per_host`` connections per origin.
-
-    No cookies are kept (a push service's cookie must not follow one subscriber's request
-    to the next), redirects are not followed, and at most ``max_body`` bytes of an answer
-    are read.
-    """
-
-    def __init__(
-        self,
-        *,
-        limit: int = 100,
-        limit_per_host: int | None = None,
-        keepalive_timeout: float = 30.0,
-        max_body: int = 16384,
-        user_agent: str = "webpush_kit",
-    ) -> None:
-        self._limit = limit
-        self._limit_per_host = limit if limit_per_host is None else limit_per_host
-        self._keepalive = keepalive_timeout
-        self._max_body = max_body
-        self._user_agent = user_agent
-        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession]
-        self._sessions = weakref.WeakKeyDictionary()
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-
-    def _session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        session = self._sessions.get(loop)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit,
-                limit_per_host=self._limit_per_host,
-                keepalive_timeout=self._keepalive,
-                ttl_dns_cache=300,
-            )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-                headers={"User-Agent": self._user_agent},
-                skip_auto_headers=("Accept-Encoding",),
-            )
-            self._sessions[loop] = session
-        return session
-
-    async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeout: float
-    ) -> TransportResponse:
-        client_timeout = self._timeouts.get(timeout)
-        if client_timeout is None:
-            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
-        # Endpoints are ASCII URLs already checked at intake: skip yarl's re-quoting.
-        target: str | yarl.URL = yarl.URL(url, encoded=True) if url.isascii() else url
-        try:
-            async with self._session().post(
-                target,
-                data=body,
-                headers=headers,
-                timeout=client_timeout,
-                allow_redirects=False,
-            ) as resp:
-                data = await resp.content.read(self._max_body)
-                if not resp.content.at_eof():
-                    resp.close()  # do not drain a huge body; drop the connection instead
-                return TransportResponse(resp.status, resp.headers, data)
-        except TimeoutError as exc:
-            raise TransportTimeout(f"no answer within {timeout:g}s") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-
-    async def aclose(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        session = self._sessions.pop(loop, None)
-        if session is not None and not session.closed:
-            await session.close()
-
-
-# --------------------------------------------------------------------------------------
 # Encryption
 # --------------------------------------------------------------------------------------
 
@@ -584,7 +470,7 @@ class Sender:
         ):
             _positive(name, value, integer=name == "max_retries", zero_ok=True)
         self.signer = signer
-        self.transport: Transport = transport or AiohttpTransport(limit=concurrency)
+        self.transport: Transport = transport or Http1Transport(limit_per_origin=concurrency)
         self.concurrency = concurrency
         self.timeout = float(timeout)
         self.max_retries = max_retries
