@@ -816,3 +816,43 @@ def test_store_used_in_a_forked_child(store: Store, store_url: str) -> None:
     # the parent's pooled connection still works after the child went away
     store.save_subscription(make_sub(FCM + "parent-again"), user_id="parent", anonymous_id=None)
     assert store.counts()["total"] == 3
+
+
+def _kill_other_backends(store: Store) -> int:
+    """Terminate every other server process of the store's database (what a server restart
+    or an idle-connection reaper does): the store's pooled connections are now dead, and
+    it only finds out when it next uses them."""
+    with store.engine.connect() as conn:
+        killed = conn.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar_one()
+        conn.invalidate()  # this one too: nothing alive stays in the pool
+    return int(killed)
+
+
+@pytest.mark.parametrize("replaces", [False, True], ids=["one-statement", "transaction"])
+def test_postgresql_save_and_read_survive_a_dead_pooled_connection(
+    pg_url: str, replaces: bool
+) -> None:
+    # The plain save is one autocommit upsert (idempotent, so it is sent again on a new
+    # connection); a save that retires a replaced row is a transaction, sent again only
+    # when the connection died before COMMIT. Either way the caller sees no error.
+    store = Store(pg_url)
+    old = make_sub(FCM + "dead-conn-old")
+    store.save_subscription(old, user_id="u1", anonymous_id=None)
+    # Hold several pooled connections at once so the pool has more than one to lose.
+    conns = [store.engine.raw_connection() for _ in range(3)]
+    for c in conns:
+        c.close()
+    assert _kill_other_backends(store) >= 1
+    new = make_sub(FCM + "dead-conn-new")
+    record, created = store.save_subscription(
+        new, user_id="u2", anonymous_id="a2", replaces=old.endpoint if replaces else None
+    )
+    assert created is True and record.user_id == "u2"
+    assert _kill_other_backends(store) >= 1
+    got = store.get(new.endpoint)
+    assert got is not None and (got.user_id, got.p256dh) == ("u2", new.p256dh)
+    assert store.get(old.endpoint).status == ("unsubscribed" if replaces else "active")  # type: ignore[union-attr]
+    store.dispose()

@@ -395,6 +395,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
 def _pg_on_checkin(_dbapi_conn: Any, record: Any) -> None:
     if record is not None:
         record.info["webpush_idle_since"] = time.monotonic()
+        record.info["webpush_reused"] = True
 
 
 def _pg_on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
@@ -588,6 +589,17 @@ def _upsert_statement(dialect_name: str) -> Any:
 
 # --------------------------------------------------------------------------- the store
 
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    number: int
+    limit: int
+
+    def retry(self, pooled: Any) -> bool:
+        """Whether to try again after ``pooled`` was found dead (see Store._attempts)."""
+        return self.number <= self.limit and bool(pooled.info.get("webpush_reused"))
+
+
 _T = TypeVar("_T")
 
 _LIVE_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
@@ -680,18 +692,39 @@ class Store:
             with conn.begin():
                 yield conn
 
-    def _write(self, work: Callable[[Any], _T]) -> _T:
+    def _attempts(self) -> Iterator[_Attempt]:
+        """Attempts for one raw statement or transaction.
+
+        After a database restart every pooled connection is dead, and each is found out
+        only when used (a connection idle for ``PG_PING_AFTER_IDLE_S`` is pinged at
+        checkout, a busy one is not). A dead connection that had been used before is
+        dropped and the work retried on the next one, at most as many times as the pool
+        keeps connections, plus one for a fresh connection; a fresh connection that
+        fails is an error, not retried."""
+        size = self._engine.pool.size() if isinstance(self._engine.pool, sa.QueuePool) else 1
+        return (_Attempt(n, size + 1) for n in range(1, size + 3))
+
+    def _write(self, work: Callable[[Any], _T], *, one_statement: bool = False) -> _T:
         """``work(cursor)`` in one write transaction straight on the driver (SQLite:
-        ``BEGIN IMMEDIATE``). Run again once when the connection turned out to be dead
-        before COMMIT was sent (nothing was committed); lost during COMMIT, the outcome
-        is unknown and the error is reported."""
+        ``BEGIN IMMEDIATE``). Run again on another connection when a pooled one turned
+        out to be dead before COMMIT was sent (nothing was committed; see
+        :meth:`_attempts`); lost during COMMIT, the outcome is unknown and the error is
+        reported.
+
+        ``one_statement`` (PostgreSQL): ``work`` runs a single idempotent statement, sent
+        in autocommit: one round trip instead of BEGIN, the statement and COMMIT, with
+        the same atomicity (a statement is its own transaction). Being idempotent, it is
+        run again if the connection died under it."""
         dbapi_error = self._engine.dialect.loaded_dbapi.Error
-        for attempt in (1, 2):
+        autocommit = one_statement and not self._sqlite
+        for attempt in self._attempts():
             pooled = self._engine.raw_connection()
             dbapi_conn = pooled.dbapi_connection
             assert dbapi_conn is not None
             committing = False
             try:
+                if autocommit:
+                    dbapi_conn.autocommit = True
                 cursor = dbapi_conn.cursor()
                 try:
                     if self._sqlite:
@@ -701,10 +734,10 @@ class Store:
                         committing = True
                         if self._sqlite:
                             cursor.execute("COMMIT")
-                        else:
+                        elif not autocommit:
                             dbapi_conn.commit()
                     except BaseException:
-                        if not committing:
+                        if not committing and not autocommit:
                             dbapi_conn.rollback()
                         raise
                 finally:
@@ -713,23 +746,26 @@ class Store:
             except dbapi_error as exc:
                 dead = self._engine.dialect.is_disconnect(exc, dbapi_conn, None)
                 if dead:
+                    retry = attempt.retry(pooled)  # before invalidate() forgets its info
                     pooled.invalidate(exc)
-                    if attempt == 1 and not committing:
+                    if retry and (autocommit or not committing):
                         continue
                 raise sa.exc.DBAPIError.instance(
                     None, None, exc, dbapi_error,
                     connection_invalidated=dead, dialect=self._engine.dialect,
                 ) from exc
             finally:
+                if autocommit and not dbapi_conn.closed:
+                    dbapi_conn.autocommit = False
                 pooled.close()
         raise AssertionError("unreachable")
 
     def _read_one(self, endpoint: str) -> SubscriptionRecord | None:
         """One row by endpoint, straight on the driver: no SQLAlchemy Connection, no
         explicit transaction (SQLite's autocommit SELECT; psycopg in autocommit for the
-        one statement), the SQL compiled once. Retried once on a dead connection."""
+        one statement), the SQL compiled once. Retried on a dead pooled connection."""
         raw = self._raw.get
-        for attempt in (1, 2):
+        for attempt in self._attempts():
             pooled = self._engine.raw_connection()
             dbapi_conn = pooled.dbapi_connection
             assert dbapi_conn is not None
@@ -749,8 +785,9 @@ class Store:
             except self._engine.dialect.loaded_dbapi.Error as exc:
                 dead = self._engine.dialect.is_disconnect(exc, dbapi_conn, None)
                 if dead:
+                    retry = attempt.retry(pooled)
                     pooled.invalidate(exc)
-                    if attempt == 1:
+                    if retry:
                         continue
                 raise sa.exc.DBAPIError.instance(
                     raw.sql, None, exc, self._engine.dialect.loaded_dbapi.Error,
@@ -872,7 +909,9 @@ class Store:
                 )
             return SubscriptionRecord(*fields), created
 
-        return self._write(work)
+        # PostgreSQL: the plain save (no replaced row, no link) is the upsert alone.
+        linking = link_anonymous and posted_user is not None and posted_anon is not None
+        return self._write(work, one_statement=old is None and not linking)
 
     def remove_subscription(self, endpoint: str) -> bool:
         """Mark a subscription unsubscribed (kept for the funnel); False if unknown."""
