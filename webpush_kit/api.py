@@ -89,6 +89,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -240,8 +241,11 @@ def _host_port(netloc: str, scheme: str) -> tuple[str, int | None] | None:
     return host, port if port is not None else _default_port(scheme)
 
 
+@lru_cache(maxsize=256)
 def _same_origin(origin: str, scheme: str, host: str) -> bool:
-    """Whether ``Origin`` names this server (scheme upgrade http->https tolerated)."""
+    """Whether ``Origin`` names this server (scheme upgrade http->https tolerated).
+
+    Cached: a site sees the same few (Origin, scheme, Host) triples on every request."""
     try:
         parts = urlsplit(origin)
     except ValueError:

@@ -649,6 +649,7 @@ class Store:
         else:
             _configure_postgresql(self._engine)
         self._raw = _RawStatements(self._engine.dialect)
+        self._attempt_list: tuple[_Attempt, ...] = ()
         self._ready = False
         self._lock = threading.Lock()
         _LIVE_STORES.add(self)
@@ -701,8 +702,12 @@ class Store:
         dropped and the work retried on the next one, at most as many times as the pool
         keeps connections, plus one for a fresh connection; a fresh connection that
         fails is an error, not retried."""
-        size = self._engine.pool.size() if isinstance(self._engine.pool, sa.QueuePool) else 1
-        return (_Attempt(n, size + 1) for n in range(1, size + 3))
+        pool = self._engine.pool
+        size = pool.size() if isinstance(pool, sa.QueuePool) else 1
+        attempts = self._attempt_list
+        if len(attempts) != size + 2:
+            attempts = self._attempt_list = tuple(_Attempt(n, size + 1) for n in range(1, size + 3))
+        return iter(attempts)
 
     def _write(self, work: Callable[[Any], _T], *, one_statement: bool = False) -> _T:
         """``work(cursor)`` in one write transaction straight on the driver (SQLite:

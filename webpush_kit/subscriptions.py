@@ -220,7 +220,13 @@ def _bad_endpoint(message: str, code: str, field_name: str) -> ValidationError:
     return ValidationError(message, field=field_name, code=code)
 
 
+#: The last label of a host that a resolver could read as (part of) an IPv4 address.
+_NUMERIC_LABEL_RE: Final = re.compile(r"0x[0-9a-f]*|[0-9]+", re.IGNORECASE)
+
+
 def _is_ip_literal(host: str) -> bool:
+    if ":" not in host and not _NUMERIC_LABEL_RE.fullmatch(host.rsplit(".", 1)[-1]):
+        return False  # a name such as fcm.googleapis.com: the common case, decided here
     try:
         ipaddress.ip_address(host)
         return True
