@@ -421,6 +421,10 @@ DEV = EndpointPolicy(allow_localhost_http=True)
         "http://[::1]:8090/notify/abc",
         "https://localhost:8443/notify/abc",
         "http://LOCALHOST:8090/notify/abc",
+        # The package's one loopback rule (webpush_kit._net): names under localhost and
+        # all of 127.0.0.0/8 too.
+        "http://push.localhost:8090/notify/abc",
+        "http://127.0.0.2:8090/notify/abc",
     ],
 )
 def test_localhost_only_when_allowed(endpoint: str) -> None:
@@ -446,6 +450,9 @@ def test_localhost_only_when_allowed(endpoint: str) -> None:
         ("http://example.com:8090/x", "endpoint_not_https"),
         ("http://localhost.evil.example:8090/x", "endpoint_not_https"),
         ("ws://localhost:8090/x", "endpoint_not_https"),
+        ("http://127.1:8090/x", "endpoint_not_https"),
+        ("http://[::ffff:127.0.0.1]:8090/x", "endpoint_not_https"),
+        ("http://0.0.0.0:8090/x", "endpoint_not_https"),
     ],
 )
 def test_dev_policy_still_refuses_the_rest(endpoint: str, code: str) -> None:

@@ -1,10 +1,12 @@
 """``webpush-kit doctor``: check a live site, or an export folder, the way a browser would.
 
 Each rule a browser applies before web push can work (WEB-PUSH-RULES sections 1, 2, 5 and
-6) is one :class:`Check` with a status (``pass``, ``warn``, ``fail``, ``skip``), a message
-that says what was seen, and for a failure a fix. A URL target is fetched over HTTP with
-redirects *not* followed for the worker (a browser refuses a worker behind a redirect); a
-folder target is checked through the server configuration files the export wrote.
+6, and the Content-Security-Policy sent with the worker, which governs its
+``importScripts``) is one :class:`Check` with a status (``pass``, ``warn``, ``fail``,
+``skip``), a message that says what was seen, and for a failure a fix. A URL target is
+fetched over HTTP with redirects *not* followed for the worker (a browser refuses a worker
+behind a redirect); a folder target is checked through the server configuration files the
+export wrote.
 
 The checks are small functions over plain data (a :class:`Fetched` response, bytes, a
 parsed manifest), so tests and other front ends can call them one by one.

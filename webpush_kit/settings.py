@@ -184,7 +184,10 @@ class Settings:
         "store", "Extra push-service hosts to accept in subscriptions (host or *.suffix).", ()
     )
     allow_localhost_endpoints: bool = _opt(
-        "store", "Accept http://localhost push endpoints (development and tests only).", False
+        "store",
+        "Accept push endpoints on loopback hosts (localhost, *.localhost, 127.0.0.0/8, ::1), "
+        "http or https, port required: development and tests only.",
+        False,
     )
     user_token_max_age: int = _opt(
         "store", "Seconds a signed user-id token stays valid.", 7 * 24 * 3600

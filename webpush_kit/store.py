@@ -858,7 +858,8 @@ class Store:
           the post names one: knowing the old endpoint (a secret URL only this browser
           and the server know) proves it is the same browser.
         * ``link_anonymous``: with a user id and an anonymous id, the anonymous id's other
-          anonymous subscriptions are given to the user too (see :meth:`link_anonymous`).
+          anonymous subscriptions are given to the user too (see :meth:`link_anonymous`,
+          and its warning: only with an anonymous id the server trusts).
         """
         sub = _check_subscription(sub)
         user = _check_id(user_id, "user_id")
@@ -938,7 +939,14 @@ class Store:
         return self._read_one(key)
 
     def link_anonymous(self, anonymous_id: str, user_id: str) -> int:
-        """Give ``user_id`` the anonymous subscriptions of ``anonymous_id`` (on login)."""
+        """Give ``user_id`` every anonymous subscription stored with ``anonymous_id``.
+
+        For the site's own server-side code only, with an anonymous id it trusts (for
+        example one it issued and kept in its session). Never call it with an id a browser
+        sent: anonymous ids are readable by page scripts and leak (analytics, shared links),
+        so anyone logged in who learned one could take another browser's subscription. The
+        HTTP API links only the subscription a request presents (its endpoint is the
+        proof), see :mod:`webpush_kit.api`."""
         anon = _require_id(anonymous_id, "anonymous_id")
         user = _require_id(user_id, "user_id")
         self._ensure_schema()

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from webpush_kit._net import is_loopback_host
 from webpush_kit.errors import ConfigError, ValidationError
 
 __all__ = [
@@ -92,7 +93,6 @@ _B64URL_RE: Final = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 # Spaces, control characters, backslash, DEL (the endpoint is already known to be ASCII).
 _BAD_ENDPOINT_CHAR_RE: Final = re.compile(r"[\x00-\x20\\\x7f]")
 _LABEL_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _P256DH_BYTES: Final = 65
 _AUTH_BYTES: Final = 16
 
@@ -282,7 +282,7 @@ def parse_endpoint(
     if not host:
         raise _bad_endpoint("has no host name", "invalid_endpoint", field_name)
 
-    if host in _LOOPBACK_HOSTS and policy.allow_localhost_http:
+    if policy.allow_localhost_http and is_loopback_host(host):
         if port is None:
             raise _bad_endpoint(
                 "a loopback development endpoint needs an explicit port",
