@@ -28,6 +28,10 @@ def client(tmp_path: Path) -> object:
         ("TRACE", "/webpush-kit/api/subscription", 405, "method_not_allowed"),
         ("PUT", "/webpush-kit/api/events", 405, "method_not_allowed"),
         ("OPTIONS", "/webpush-kit/api/subscription", 405, "method_not_allowed"),
+        # Refused by routing itself (no rule matches), before any blueprint handler runs.
+        ("POST", "/webpush-kit/api//subscription", 404, "not_found"),
+        ("FOO", "/webpush-kit/api/subscription", 405, "method_not_allowed"),
+        ("PROPFIND", "/webpush-kit/api", 404, "not_found"),
     ],
 )
 def test_unknown_paths_and_methods_get_json_errors(
@@ -43,3 +47,7 @@ def test_unknown_paths_and_methods_get_json_errors(
 def test_the_apps_own_404_page_is_left_alone(client: object) -> None:
     r = client.get("/somewhere-else")  # type: ignore[attr-defined]
     assert r.status_code == 404 and r.mimetype == "text/html"
+    r = client.get("/webpush-kit/apis")  # type: ignore[attr-defined]
+    assert r.status_code == 404 and r.mimetype == "text/html"  # not under the prefix
+    r = client.open("/somewhere-else", method="FOO")  # type: ignore[attr-defined]
+    assert r.status_code in (404, 405) and r.mimetype == "text/html"

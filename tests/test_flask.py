@@ -148,6 +148,36 @@ def test_bad_config_stops_start_up_naming_the_key() -> None:
         WebPushKit(Flask(__name__), manifest_display="tab")
 
 
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("mysql://u:s3cret@127.0.0.1/shop", "only SQLite"),
+        ("5", "use sqlite:///"),
+        ("postgresql+psycopg2://u:s3cret@127.0.0.1/shop", "through psycopg 3"),
+        ("postgresql+asyncpg://u:s3cret@127.0.0.1/shop", "through psycopg 3"),
+        ("not a url://u:s3cret@x", "use sqlite:///"),
+    ],
+)
+def test_a_wrong_database_url_stops_start_up_without_showing_its_password(
+    url: str, allowed: str
+) -> None:
+    app = Flask(__name__)
+    app.config["WEBPUSH_DATABASE_URL"] = url
+    with pytest.raises(ConfigError) as info:
+        WebPushKit(app)
+    assert info.value.key == "database_url" and allowed in info.value.allowed
+    assert "s3cret" not in str(info.value)
+
+
+def test_wrong_runtime_options_stop_start_up() -> None:
+    with pytest.raises(ConfigError, match=r"user_id_loader.*a function"):
+        WebPushKit(Flask(__name__), user_id_loader="current_user.id")
+    with pytest.raises(ConfigError, match=r"nonce_loader.*a function"):
+        WebPushKit(Flask(__name__), nonce_loader=42)
+    with pytest.raises(ConfigError, match=r"engine.*an SQLAlchemy Engine"):
+        WebPushKit(Flask(__name__), engine="sqlite:///x.db")
+
+
 # --- head injection ------------------------------------------------------------------------
 
 

@@ -234,3 +234,41 @@ def test_settings_are_immutable() -> None:
     with pytest.raises(AttributeError):
         s.sw_path = "/x.js"  # type: ignore[misc]
     assert s.replace(moengage_app_id="B").moengage_app_id == "B"
+
+
+@pytest.mark.parametrize(
+    ("options", "key", "allowed"),
+    [
+        # Settings(...) built directly gets the same type checks as config and TOML.
+        ({"max_body_bytes": "big"}, "max_body_bytes", "a whole number"),
+        ({"user_token_max_age": True}, "user_token_max_age", "a whole number"),
+        ({"push_hosts": "push.example.com"}, "push_hosts", "a list of strings"),
+        ({"sw_import_scripts": "https://cdn.example.com/a.js"}, "sw_import_scripts",
+         "a list of strings"),
+        ({"manifest_icons": {"src": "/i.png"}}, "manifest_icons", "a list of icon tables"),
+        ({"database_url": 5}, "database_url", "a string, or unset"),
+        ({"moengage_app_id": ["APP"]}, "moengage_app_id", "a string, or unset"),
+        # The JSON endpoints answer every path below api_path.
+        ({"api_path": "/"}, "api_path", "a prefix of its own"),
+        ({"api_path": "/hooks/"}, "api_path", "not ending in /"),
+        ({"api_path": "/manifest.json"}, "api_path", "does not contain manifest_path"),
+        ({"api_path": "/push", "client_path": "/push/client.js"}, "api_path",
+         "does not contain client_path"),
+        # An IP literal in push_hosts could never match an accepted endpoint.
+        ({"push_hosts": ["10.0.0.7"]}, "push_hosts[0]", "endpoints on IP addresses"),
+    ],
+)
+def test_direct_construction_is_checked_like_every_other_source(
+    options: dict[str, object], key: str, allowed: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings(**options)  # type: ignore[arg-type]
+    assert info.value.key == key
+    assert allowed in info.value.allowed
+
+
+def test_lists_are_kept_as_tuples() -> None:
+    s = Settings(push_hosts=["push.example.com"],  # type: ignore[arg-type]
+                 sw_import_scripts=["/extra.js"])  # type: ignore[arg-type]
+    assert s.push_hosts == ("push.example.com",) and s.sw_import_scripts == ("/extra.js",)
+    assert s == Settings(push_hosts=("push.example.com",), sw_import_scripts=("/extra.js",))

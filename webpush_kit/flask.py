@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, Response, current_app, g, request
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from webpush_kit.api import ApiRequest, ApiResponse, CallbackApi, error_response, load_vapid_key
 from webpush_kit.assets import Asset, AssetBundle, render_assets
@@ -43,7 +44,7 @@ from webpush_kit.identity import UserTokens
 from webpush_kit.messages import Notification, PushOptions
 from webpush_kit.sender import Message, Outcome, Sender, Summary
 from webpush_kit.settings import Settings, log_warnings
-from webpush_kit.store import Store
+from webpush_kit.store import Store, check_database_url, check_engine
 from webpush_kit.vapid import VapidClaims, VapidKey, VapidSigner
 
 log = logging.getLogger("webpush_kit")
@@ -181,6 +182,16 @@ class WebPushKit:
         runtime = {k: merged.pop(k) for k in _RUNTIME_OPTIONS if k in merged}
         settings = Settings.from_flask_config(app.config, merged)
         log_warnings(settings)
+        for name in ("user_id_loader", "nonce_loader"):
+            loader = runtime.get(name)
+            if loader is not None and not callable(loader):
+                raise ConfigError(name, loader, "a function taking no arguments (called in "
+                                  "the request), or None")
+        # A wrong database stops start-up here, not every request (nothing connects yet).
+        if runtime.get("engine") is not None:
+            check_engine(runtime["engine"])
+        elif settings.database_url:
+            check_database_url(settings.database_url)
         state = _State(self, settings, instance_path=app.instance_path, **runtime)
         vapid_public_key = None
         if settings.vapid_private_key:
@@ -201,6 +212,7 @@ class WebPushKit:
         app.register_blueprint(_api_blueprint(settings))
         app.after_request(_after_request)
         app.before_request(_keep_injection_first)
+        app.before_request(_api_routing_failure)
         app.jinja_env.globals["webpush_head"] = webpush_head
         from webpush_kit.cli import flask_group  # imported here: the CLI imports this module
 
@@ -449,6 +461,21 @@ def _after_request(response: Response) -> Response:
         response.headers["ETag"] = "W/" + etag  # the bytes changed: no longer identical
     setattr(g, _DONE_FLAG, True)
     return response
+
+
+def _api_routing_failure() -> Response | None:
+    """A request under ``api_path`` that routing refused (``//subscription``, a method
+    the rules do not list such as ``FOO``) is answered by the API itself, in JSON; the
+    app's own 404/405 pages would be HTML. Routing failures surface only here, before
+    the view: blueprint error handlers never see them."""
+    exc = request.routing_exception
+    if exc is None or isinstance(exc, RequestRedirect):
+        return None
+    prefix = _state().settings.api_path
+    path = request.path
+    if path != prefix and not path.startswith(prefix + "/"):
+        return None
+    return _api_view(path[len(prefix) + 1:])
 
 
 def _keep_injection_first() -> None:

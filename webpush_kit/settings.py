@@ -195,6 +195,11 @@ class Settings:
     max_body_bytes: int = _opt("store", "Largest JSON body the endpoints accept.", 16384)
 
     def __post_init__(self) -> None:
+        # Lists are accepted for the tuple settings (Settings(push_hosts=[...])) and kept as
+        # tuples: a list could still be changed after validation.
+        for f in dataclasses.fields(self):
+            if isinstance(f.default, tuple) and isinstance(getattr(self, f.name), list):
+                object.__setattr__(self, f.name, tuple(getattr(self, f.name)))
         _validate(self)
 
     # --- construction -------------------------------------------------------------------
@@ -434,14 +439,33 @@ def _icon(key: str, value: Any) -> Mapping[str, str]:
 # --- validation ------------------------------------------------------------------------
 
 
-def _validate(s: Settings) -> None:
+def _check_types(s: Settings) -> None:
+    """Each setting has its declared type, however the object was built (Settings(...)
+    directly skips the coercion of strings that from_mapping and Flask config get)."""
     for f in dataclasses.fields(s):
+        if f.default is dataclasses.MISSING:
+            continue  # manifest_extra (a factory default) is checked with its members
         v = getattr(s, f.name)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if isinstance(default, bool) and not isinstance(v, bool):
-            raise ConfigError(f.name, v, "true or false")
-        if isinstance(default, str) and not isinstance(v, str):
-            raise ConfigError(f.name, v, "a string")
+        default = f.default
+        if isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise ConfigError(f.name, v, "true or false")
+        elif isinstance(default, int):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f.name, v, "a whole number")
+        elif isinstance(default, str):
+            if not isinstance(v, str):
+                raise ConfigError(f.name, v, "a string")
+        elif isinstance(default, tuple):
+            if not isinstance(v, tuple):
+                what = "icon tables" if f.name == "manifest_icons" else "strings"
+                raise ConfigError(f.name, v, f"a list of {what}, not a single value")
+        elif default is None and v is not None and not isinstance(v, str):
+            raise ConfigError(f.name, v, "a string, or unset")
+
+
+def _validate(s: Settings) -> None:
+    _check_types(s)
 
     if s.moengage_app_id is not None and not _APP_ID_RE.fullmatch(s.moengage_app_id):
         raise ConfigError("moengage_app_id", s.moengage_app_id,
@@ -479,6 +503,15 @@ def _validate(s: Settings) -> None:
     if len(set(paths)) != len(paths):
         raise ConfigError("sw_path", s.sw_path,
                           "sw_path, manifest_path and client_path must all differ")
+    # The JSON endpoints answer every path below api_path: it must be a prefix of its own.
+    if s.api_path == "/" or s.api_path.endswith("/"):
+        raise ConfigError("api_path", s.api_path, "a prefix of its own such as "
+                          "/webpush-kit/api (not / and not ending in /: every path below it "
+                          "is answered by the JSON endpoints)")
+    for name, path in zip(("sw_path", "manifest_path", "client_path"), paths, strict=True):
+        if path == s.api_path or path.startswith(s.api_path + "/"):
+            raise ConfigError("api_path", s.api_path,
+                              f"a prefix that does not contain {name} {path!r}")
     _check_path("sw_scope", s.sw_scope)
     for name in ("manifest_id", "manifest_start_url", "manifest_scope"):
         _check_path(name, getattr(s, name), query_ok=name != "manifest_scope")
@@ -529,6 +562,11 @@ def _validate(s: Settings) -> None:
     for i, host in enumerate(s.push_hosts):
         if not isinstance(host, str) or not re.fullmatch(r"(\*\.)?[a-z0-9.-]+", host.lower()):
             raise ConfigError(f"push_hosts[{i}]", host, "a host name or *.suffix")
+        if re.fullmatch(r"[0-9.]+", host):
+            raise ConfigError(f"push_hosts[{i}]", host,
+                              "a host name: endpoints on IP addresses are always refused "
+                              "(for a local push service in development, set "
+                              "allow_localhost_endpoints)")
     if not 60 <= s.user_token_max_age <= _TOKEN_MAX_AGE_MAX:
         raise ConfigError("user_token_max_age", s.user_token_max_age,
                           f"seconds between 60 and {_TOKEN_MAX_AGE_MAX}")

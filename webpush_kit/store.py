@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 import time
 import weakref
@@ -355,23 +356,78 @@ def _event_row(event: object, index: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- engines
 
 
+#: The drivers the store is written and tested for, per backend.
+_DRIVERS: Final = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+
+
 def normalize_url(url: str) -> sa.URL:
-    """Parse a database URL; ``postgres://`` and ``postgresql://`` use psycopg 3."""
+    """Parse a database URL; ``postgres://`` and ``postgresql://`` use psycopg 3.
+
+    Only the parse and the backend are checked here (no import, no connection); see
+    :func:`check_database_url` for the driver."""
+    if not isinstance(url, str):
+        raise ConfigError("database_url", url, "a URL string such as sqlite:///path/to/file.db")
     try:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError):
         raise ConfigError(
-            "database_url", url, "use sqlite:///path/to/file.db or postgresql://user@host/db"
+            "database_url",
+            _hide_password(url),
+            "use sqlite:///path/to/file.db or postgresql://user@host/db",
         ) from None
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+    backend = parsed.get_backend_name()
+    if backend not in _DRIVERS:
         raise ConfigError(
             "database_url",
             parsed.render_as_string(hide_password=True),
             "only SQLite (sqlite:///file.db) and PostgreSQL (postgresql://...) are supported",
         )
+    if parsed.get_driver_name() != _DRIVERS[backend]:
+        raise ConfigError(
+            "database_url",
+            parsed.render_as_string(hide_password=True),
+            "PostgreSQL through psycopg 3 (postgresql:// or postgresql+psycopg://), SQLite "
+            "through Python's sqlite3 (sqlite:///file.db)",
+        )
     return parsed
+
+
+def check_database_url(url: str) -> sa.URL:
+    """:func:`normalize_url`, and the driver importable: what start-up checks, so that a
+    wrong URL stops the app there instead of failing every request."""
+    parsed = normalize_url(url)
+    try:
+        parsed.get_dialect().import_dbapi()
+    except ImportError as exc:
+        raise ConfigError(
+            "database_url",
+            parsed.render_as_string(hide_password=True),
+            f"its driver is not installed ({exc.name or exc}): pip install "
+            "'webpush_kit[postgres]'",
+        ) from None
+    return parsed
+
+
+def check_engine(engine: Engine) -> None:
+    """An engine handed in must use a backend and driver the store supports."""
+    if not isinstance(engine, Engine):
+        raise ConfigError("engine", engine, "an SQLAlchemy Engine (give a URL string as "
+                          "database_url instead)")
+    dialect = engine.dialect
+    if _DRIVERS.get(dialect.name) != dialect.driver:
+        raise ConfigError(
+            "engine",
+            engine.url.render_as_string(hide_password=True),
+            "an engine on SQLite (Python's sqlite3) or PostgreSQL through psycopg 3",
+        )
+
+
+def _hide_password(url: str) -> str:
+    """``url`` with what looks like a password replaced by ***, for a URL that does not
+    even parse (an error message must not show it)."""
+    return re.sub(r"(//[^/?#@:]*:)[^/?#@]*@", r"\1***@", url)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -628,14 +684,9 @@ class Store:
         if isinstance(url_or_engine, Engine):
             self._engine = url_or_engine
             self._owns_engine = False
-            if self._engine.dialect.name not in ("sqlite", "postgresql"):
-                raise ConfigError(
-                    "database_url",
-                    self._engine.url.render_as_string(hide_password=True),
-                    "only SQLite and PostgreSQL engines are supported",
-                )
+            check_engine(url_or_engine)
         elif isinstance(url_or_engine, str):
-            url = normalize_url(url_or_engine)
+            url = check_database_url(url_or_engine)
             options: dict[str, Any] = {}
             if url.get_backend_name() == "postgresql":
                 options["pool_recycle"] = PG_POOL_RECYCLE_S
@@ -804,6 +855,14 @@ class Store:
                 pooled.close()
             return record
         raise AssertionError("unreachable")
+
+    def has_schema(self) -> bool:
+        """Whether the database holds webpush_kit's tables, found without creating them
+        (every other method creates them on first use)."""
+        if self._ready:
+            return True
+        with self._engine.connect() as conn:
+            return sa.inspect(conn).has_table(subscriptions.name)
 
     def _ensure_schema(self) -> None:
         if self._ready:
