@@ -53,3 +53,53 @@ def test_send_with_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert "cannot read" in result.output and "Connection refused" in result.output
     assert "secret" not in result.output  # the password is never printed
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_send_shows_no_password_of_an_unsupported_database(tmp_path: Path) -> None:
+    config = _config(tmp_path, "mysql://u:s3cretpw@127.0.0.1/shop")
+    result = CliRunner().invoke(main, ["send", "--config", str(config), "--all",
+                                       "--title", "hi"])
+    assert result.exit_code == 2, result.output
+    assert "only SQLite" in result.output and "u:***@127.0.0.1" in result.output
+    assert "s3cretpw" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra", [[], ["--dry-run"], ["--dry-run", "--json"]])
+def test_send_never_creates_tables_in_a_database_that_has_none(
+    tmp_path: Path, extra: list[str]
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "shop.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    config = _config(tmp_path, f"sqlite:///{db}")
+    result = CliRunner().invoke(main, ["send", "--config", str(config), "--all",
+                                       "--title", "hi", *extra])
+    assert result.exit_code == 2, result.output
+    assert "holds no webpush_kit tables" in result.output and "nothing sent" in result.output
+    with sqlite3.connect(db) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"customers"}
+
+
+@pytest.mark.parametrize("problem", ["missing folder", "read-only folder"])
+def test_init_into_a_folder_it_cannot_write_is_one_line(tmp_path: Path, problem: str) -> None:
+    import os
+
+    if problem == "missing folder":
+        out = tmp_path / "nope" / "webpush.toml"
+    else:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o500)
+        out = folder / "webpush.toml"
+        if os.access(folder, os.W_OK):  # root ignores the mode bits
+            folder.chmod(0o700)
+            out = folder / "sub" / "webpush.toml"
+    result = CliRunner().invoke(main, ["init", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: cannot write {out}")
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

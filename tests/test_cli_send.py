@@ -207,7 +207,13 @@ def test_send_a_payload_file(site: Site, tmp_path: Path) -> None:
 def test_dry_run_sends_nothing(site: Site) -> None:
     result = run("send", "--config", str(site.config), "--all", "--title", "x", "--dry-run")
     assert result.exit_code == 0, result.output
-    assert "4 subscription(s)" in result.output and "nothing sent" in result.output
+    assert "4 active subscription(s)" in result.output and "nothing sent" in result.output
+    assert all(site.service.requests_for(n) == [] for n in site.people)
+    as_json = run("send", "--config", str(site.config), "--user", "alice", "--title", "x",
+                  "--dry-run", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    answer = json.loads(as_json.output)
+    assert answer["dry_run"] is True and answer["sent"] == 0 and answer["recipients"] >= 1
     assert all(site.service.requests_for(n) == [] for n in site.people)
 
 

@@ -251,7 +251,9 @@ def test_good_topics(topic: str) -> None:
     assert PushOptions(topic=topic).headers()["Topic"] == topic
 
 
-@pytest.mark.parametrize("topic", ["", "A" * 33, "has space", "a+b", "a/b", "a=", "ünï", 42])
+@pytest.mark.parametrize(
+    "topic", ["", "A" * 33, "has space", "a+b", "a/b", "a=", "ünï", 42, "abc\n", "abc\r\nX: y"]
+)
 def test_bad_topics_are_refused(topic: object) -> None:
     with pytest.raises(ValidationError) as info:
         PushOptions(topic=topic)  # type: ignore[arg-type]

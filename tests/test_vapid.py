@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from webpush_kit.errors import ConfigError, ValidationError
 from webpush_kit.vapid import (
     DEFAULT_CLAIMS_TTL,
+    MAX_KEY_FILE_BYTES,
     REFRESH_MARGIN,
     VapidClaims,
     VapidKey,
@@ -234,6 +235,17 @@ def test_unreadable_or_garbage_files_name_the_file_not_the_content(tmp_path: Pat
     with pytest.raises(ConfigError) as info:
         VapidKey.load(garbage)
     assert str(garbage) in str(info.value) and "secret-looking" not in str(info.value)
+
+
+def test_a_file_too_large_to_be_a_key_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    big = tmp_path / "app.log"
+    big.write_bytes(b"-----BEGIN PRIVATE KEY-----\n" + b"A" * (MAX_KEY_FILE_BYTES + 10))
+    with pytest.raises(ConfigError, match="larger than 64 KiB") as info:
+        VapidKey.load(big)
+    assert str(big) in str(info.value)
+    # An endless file (a mistyped path such as /dev/zero) ends the same way, not in a hang.
+    with pytest.raises(ConfigError, match="larger than 64 KiB"):
+        VapidKey.load("/dev/zero")
 
 
 def test_save_pem_writes_mode_0600_atomically(tmp_path: Path) -> None:

@@ -132,7 +132,10 @@ def init_command(out: Path, force: bool) -> None:
         _fail(f"{out} exists; use --force to replace it")
     from webpush_kit.fileio import write_atomic
 
-    write_atomic(out, data, backup=out.exists())
+    try:
+        write_atomic(out, data, backup=out.exists())
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
     click.echo(f"wrote {out}: edit it, then run `webpush-kit export --config {out} --out DIR`")
 
 
@@ -581,18 +584,25 @@ def send_command(
         _require_existing_sqlite(settings.database_url)
         try:
             store = Store(settings.database_url)
-        except Exception as exc:  # a bad URL or a missing driver: one line, no traceback
-            raise SettingsError(f"database_url: cannot open {settings.database_url!r} "
-                                f"({type(exc).__name__}: {exc})") from None
+        except ConfigError as exc:  # a bad URL or a missing driver: one line, no traceback
+            raise SettingsError(exc.message) from None
         sender = owned = Sender(VapidSigner(key, VapidClaims(settings.vapid_subject)))
 
     try:
         try:
-            if user_id is not None:
+            # Sending reads the site's data and never creates it (a dry run least of all).
+            if not store.has_schema():
+                if app is None:
+                    raise SettingsError(
+                        f"database_url: {_safe_url(store)} holds no webpush_kit tables: no "
+                        "browser has subscribed through the site yet, or this is not the "
+                        "site's database; nothing sent")
+                targets, total = [], 0
+            elif user_id is not None:
                 targets = store.subscriptions_for_user(user_id)
-                total: int | None = len(targets)
+                total = len(targets)
             else:
-                total = store.counts().get("active")
+                total = store.counts()["active"]
         except ValidationError as exc:
             _bad("--user", exc.message)
         except SQLAlchemyError as exc:  # unreachable server, unreadable file: one line
@@ -600,13 +610,16 @@ def send_command(
             raise SettingsError(f"database_url: cannot read {_safe_url(store)} "
                                 f"({reason})") from None
         size = len(message.to_payload())
-        who = f"user {user_id!r}" if user_id is not None else "all active subscriptions"
-        if dry_run:
-            click.echo(f"dry run: would send {size} bytes to {total} subscription(s) of {who}; "
-                       "nothing sent")
-            return
-        if total == 0:
-            click.echo(f"no active subscriptions for {who}: nothing sent")
+        if dry_run or total == 0:
+            of = f" of user {user_id!r}" if user_id is not None else ""
+            if as_json:
+                click.echo(json.dumps({"dry_run": dry_run, "recipients": total,
+                                       "payload_bytes": size, "sent": 0}, indent=2))
+            elif dry_run:
+                click.echo(f"dry run: would send {size} bytes to {total} active "
+                           f"subscription(s){of}; nothing sent")
+            else:
+                click.echo(f"no active subscriptions{of}: nothing sent")
             return
         progress = _Progress(total)
         try:

@@ -64,7 +64,7 @@ MAX_URL_LENGTH = 2048
 
 Urgency = Literal["very-low", "low", "normal", "high"]
 _URGENCIES: tuple[str, ...] = get_args(Urgency)
-_TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def check_payload_size(payload: bytes) -> None:
@@ -339,7 +339,7 @@ class PushOptions:
                 f"must be one of {', '.join(_URGENCIES)}", field="urgency", code="invalid_urgency"
             )
         if self.topic is not None and (
-            not isinstance(self.topic, str) or not _TOPIC.match(self.topic)
+            not isinstance(self.topic, str) or not _TOPIC.fullmatch(self.topic)
         ):
             raise ValidationError(
                 "must be 1 to 32 characters from the base64url alphabet (A-Z a-z 0-9 - _)",

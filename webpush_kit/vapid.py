@@ -62,6 +62,9 @@ _KEY_SETTING = "vapid_private_key"
 _SUB_SETTING = "vapid_subject"
 _TTL_SETTING = "vapid_claims_ttl"
 _RAW_ALLOWED = "the 32-byte P-256 private scalar as base64url (43 characters, padding optional)"
+#: Largest key file read: an encrypted PEM with comments is well under 4 KiB. A larger
+#: file (a misconfigured path such as ``/dev/zero`` or a log) is refused unread.
+MAX_KEY_FILE_BYTES = 64 * 1024
 
 
 def _b64url(data: bytes) -> str:
@@ -173,11 +176,20 @@ class VapidKey:
         """
         p = Path(path)
         try:
-            data = p.read_bytes()
+            with p.open("rb") as file:
+                data = file.read(MAX_KEY_FILE_BYTES + 1)
         except OSError as exc:
             raise ConfigError(
                 _KEY_SETTING, str(p), f"cannot read the key file ({exc.strerror})"
             ) from None
+        if len(data) > MAX_KEY_FILE_BYTES:
+            raise ConfigError(
+                _KEY_SETTING,
+                str(p),
+                f"the file is larger than {MAX_KEY_FILE_BYTES // 1024} KiB, so it is not a "
+                "key file; point the setting at the PEM file `webpush-kit vapid generate` "
+                "wrote",
+            )
         try:
             if b"-----BEGIN" in data:
                 return cls.from_pem(data, password)
@@ -325,8 +337,8 @@ _RESERVED_TLDS = frozenset(
         "private",
     }
 )
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_LOCAL_PART = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}$")
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_LOCAL_PART = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}")
 
 _SUB_ALLOWED = (
     "a real contact: 'mailto:' plus an e-mail address on a public domain "
@@ -353,7 +365,7 @@ def _check_domain(domain: str) -> str | None:
     labels = ascii_host.split(".")
     if len(labels) < 2:
         return f"{domain!r} has no top-level domain"
-    if not all(_LABEL.match(label) for label in labels):
+    if not all(_LABEL.fullmatch(label) for label in labels):
         return f"{domain!r} is not a valid domain name"
     tld = labels[-1]
     if tld in _RESERVED_TLDS:
@@ -380,7 +392,7 @@ def _check_subject(sub: object) -> str:
                 _SUB_SETTING, sub, "give one plain address, no ?query; " + _SUB_ALLOWED
             )
         local, at, domain = address.rpartition("@")
-        if not at or not _LOCAL_PART.match(local) or ".." in local or local.startswith("."):
+        if not at or not _LOCAL_PART.fullmatch(local) or ".." in local or local.startswith("."):
             raise ConfigError(_SUB_SETTING, sub, "not an e-mail address; " + _SUB_ALLOWED)
         problem = _check_domain(domain)
         if problem:
