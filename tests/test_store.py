@@ -245,7 +245,17 @@ def selects(store: Store) -> Iterator[list[tuple[str, Any]]]:
             seen.append((statement, params))
 
     sa.event.listen(store.engine, "before_cursor_execute", listen)
+    # The sender's reads go straight to the driver (Store._read), past SQLAlchemy's
+    # events: record what they send there too.
+    read = store._read
+
+    def raw_read(raw: Any, params: Any, rows: Any) -> Any:
+        listen(None, None, raw.sql, raw.params(params))
+        return read(raw, params, rows)
+
+    store._read = raw_read  # type: ignore[method-assign]
     yield seen
+    del store._read
     sa.event.remove(store.engine, "before_cursor_execute", listen)
 
 

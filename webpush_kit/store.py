@@ -506,6 +506,15 @@ _GET: Final = sa.select(subscriptions).where(
 )
 
 
+# One keyset page of active subscriptions (the sender streams them all).
+_ACTIVE: Final = (
+    sa.select(subscriptions)
+    .where(subscriptions.c.status == "active", subscriptions.c.id > sa.bindparam("b_last"))
+    .order_by(subscriptions.c.id)
+    .limit(sa.bindparam("b_limit"))
+)
+
+
 class _Raw:
     """A statement compiled once for a dialect, run straight on the driver's cursor.
 
@@ -570,6 +579,7 @@ class _RawStatements:
         assert tuple(c.name for c in subscriptions.c) == _RECORD_FIELDS
         sqlite = dialect.name == "sqlite"
         self.get = _Raw(_GET, dialect, result_types=_SUBSCRIPTION_TYPES)
+        self.active = _Raw(_ACTIVE, dialect, result_types=_SUBSCRIPTION_TYPES)
         self.exists = _Raw(_EXISTS, dialect)
         self.retire = _Raw(_RETIRE, dialect, result_types=(
             subscriptions.c.user_id.type, subscriptions.c.anonymous_id.type))
@@ -579,6 +589,18 @@ class _RawStatements:
             result_types=_SUBSCRIPTION_TYPES + (() if sqlite else (sa.Boolean(),)),
         )
 
+
+# Records a delivery to many subscriptions at once (same time, failures reset).
+_DELIVERED: Final = (
+    sa.update(subscriptions)
+    .where(subscriptions.c.endpoint.in_(sa.bindparam("b_endpoints", expanding=True)))
+    .values(
+        failure_count=0,
+        last_error=None,
+        last_seen_at=sa.bindparam("b_now"),
+        updated_at=sa.bindparam("b_now"),
+    )
+)
 
 # Marks a replaced subscription unsubscribed and returns its owner.
 _RETIRE: Final = (
@@ -817,10 +839,20 @@ class Store:
         raise AssertionError("unreachable")
 
     def _read_one(self, endpoint: str) -> SubscriptionRecord | None:
-        """One row by endpoint, straight on the driver: no SQLAlchemy Connection, no
-        explicit transaction (SQLite's autocommit SELECT; psycopg in autocommit for the
-        one statement), the SQL compiled once. Retried on a dead pooled connection."""
+        """One row by endpoint (see :meth:`_read`)."""
         raw = self._raw.get
+
+        def one(cursor: Any) -> SubscriptionRecord | None:
+            row = cursor.fetchone()
+            return None if row is None else SubscriptionRecord(*raw.row(row, cursor))
+
+        return self._read(raw, {"b_endpoint": endpoint}, one)
+
+    def _read(self, raw: _Raw, params: Mapping[str, Any], rows: Callable[[Any], _T]) -> _T:
+        """``rows(cursor)`` after running the read ``raw`` straight on the driver: no
+        SQLAlchemy Connection, no explicit transaction (SQLite's autocommit SELECT;
+        psycopg in autocommit for the one statement), the SQL compiled once. Retried on
+        a dead pooled connection."""
         for attempt in self._attempts():
             pooled = self._engine.raw_connection()
             dbapi_conn = pooled.dbapi_connection
@@ -830,12 +862,8 @@ class Store:
                     dbapi_conn.autocommit = True
                 cursor = dbapi_conn.cursor()
                 try:
-                    cursor.execute(raw.sql, raw.params({"b_endpoint": endpoint}))
-                    row = cursor.fetchone()
-                    record = (
-                        None if row is None
-                        else SubscriptionRecord(*raw.row(row, cursor))
-                    )
+                    cursor.execute(raw.sql, raw.params(params))
+                    result = rows(cursor)
                 finally:
                     cursor.close()
             except self._engine.dialect.loaded_dbapi.Error as exc:
@@ -853,7 +881,7 @@ class Store:
                 if not self._sqlite and not dbapi_conn.closed:
                     dbapi_conn.autocommit = False
                 pooled.close()
-            return record
+            return result
         raise AssertionError("unreachable")
 
     def has_schema(self) -> bool:
@@ -1054,17 +1082,15 @@ class Store:
         return self._iter_active(batch_size)
 
     def _iter_active(self, batch_size: int) -> Iterator[SubscriptionRecord]:
-        t = subscriptions
+        # Straight on the driver with the SQL compiled once: a send reads every active
+        # row, and SQLAlchemy's per-row Result machinery cost more than the query.
+        raw = self._raw.active
         last_id = 0
         while True:
-            stmt = (
-                sa.select(t)
-                .where(t.c.status == "active", t.c.id > last_id)
-                .order_by(t.c.id)
-                .limit(batch_size)
-            )
-            with self._tx(write=False) as conn:
-                batch = [_record(row) for row in conn.execute(stmt)]
+            params = {"b_last": last_id, "b_limit": batch_size}
+            batch = self._read(raw, params, lambda cur: [
+                SubscriptionRecord(*raw.row(row, cur)) for row in cur.fetchall()
+            ])
             yield from batch
             if len(batch) < batch_size:
                 return
@@ -1123,20 +1149,14 @@ class Store:
 
     @staticmethod
     def _delivered(conn: Connection, params: list[dict[str, Any]]) -> None:
+        # The common outcome, and the same values for every row: one statement for the
+        # batch (WHERE endpoint IN ...), not one execution per row.
         if not params:
             return
-        t = subscriptions
-        conn.execute(
-            sa.update(t)
-            .where(t.c.endpoint == sa.bindparam("b_endpoint"))
-            .values(
-                failure_count=0,
-                last_error=None,
-                last_seen_at=sa.bindparam("b_now"),
-                updated_at=sa.bindparam("b_now"),
-            ),
-            params,
-        )
+        conn.execute(_DELIVERED, {
+            "b_endpoints": [p["b_endpoint"] for p in params],
+            "b_now": params[0]["b_now"],
+        })
 
     @staticmethod
     def _failed(conn: Connection, params: list[dict[str, Any]]) -> None:
