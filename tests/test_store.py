@@ -866,3 +866,16 @@ def test_postgresql_save_and_read_survive_a_dead_pooled_connection(
     assert got is not None and (got.user_id, got.p256dh) == ("u2", new.p256dh)
     assert store.get(old.endpoint).status == ("unsubscribed" if replaces else "active")  # type: ignore[union-attr]
     store.dispose()
+
+
+def test_record_outcomes_more_delivered_than_one_statement_takes(store: Store) -> None:
+    # Delivered outcomes are written as UPDATE ... WHERE endpoint IN (...), in chunks:
+    # SQLite refuses more than 32766 parameters in one statement.
+    bulk_insert(store, 2500)
+    eps = [r.endpoint for r in store.iter_active()]
+    with store.engine.begin() as conn:
+        conn.execute(subscriptions.update().values(failure_count=2, last_error="503"))
+    store.record_outcomes([(e, "delivered", None) for e in eps[:2400]])
+    rows = {r.endpoint: r for r in store.iter_active()}
+    assert all(rows[e].failure_count == 0 and rows[e].last_error is None for e in eps[:2400])
+    assert all(rows[e].failure_count == 2 for e in eps[2400:])

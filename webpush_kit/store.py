@@ -590,6 +590,8 @@ class _RawStatements:
         )
 
 
+_IN_CHUNK: Final = 1000
+
 # Records a delivery to many subscriptions at once (same time, failures reset).
 _DELIVERED: Final = (
     sa.update(subscriptions)
@@ -1151,12 +1153,13 @@ class Store:
     def _delivered(conn: Connection, params: list[dict[str, Any]]) -> None:
         # The common outcome, and the same values for every row: one statement for the
         # batch (WHERE endpoint IN ...), not one execution per row.
-        if not params:
-            return
-        conn.execute(_DELIVERED, {
-            "b_endpoints": [p["b_endpoint"] for p in params],
-            "b_now": params[0]["b_now"],
-        })
+        # Chunked: SQLite allows at most 32766 parameters in one statement.
+        endpoints = [p["b_endpoint"] for p in params]
+        for start in range(0, len(endpoints), _IN_CHUNK):
+            conn.execute(_DELIVERED, {
+                "b_endpoints": endpoints[start:start + _IN_CHUNK],
+                "b_now": params[0]["b_now"],
+            })
 
     @staticmethod
     def _failed(conn: Connection, params: list[dict[str, Any]]) -> None:
