@@ -14,7 +14,9 @@ run on 127.0.0.1:5432). The bodies are 10,000 real ``PushSubscription.toJSON()``
 (real P-256 keys), half with a signed user token, all with an anonymous id.
 
 1. **First posts** (informational): 64 Python threads post every body once, so every
-   callback inserts a row; then the same bodies to the echo route, for the ratio.
+   callback inserts a row, with the ``source`` the browser client gives a subscription it
+   has just made (which the endpoint writes without reading first); then the same bodies
+   to the echo route, for the ratio.
 2. **Re-sync mix** (the target): what steady traffic looks like, every page load of a
    subscribed browser re-posting its subscription. A loopback load generator (wrk with a
    Lua script when installed, else 64 Python threads; 64 keep-alive connections) cycles
@@ -116,6 +118,14 @@ def make_bodies(n: int, owner_changes: float = 0.1) -> list[str]:
     return out
 
 
+def first_posts(bodies: list[str]) -> list[str]:
+    """The bodies as first posts: the source the client gives a subscription the browser
+    has just made (MoEngage's HARD_ASK_ALLOWED, or the self-hosted subscribe())."""
+    sources = ("moengage", "self-hosted")
+    return [json.dumps({**json.loads(b), "source": sources[i % 2]})
+            for i, b in enumerate(bodies)]
+
+
 def run_wrk(url: str, path: str, bodies_file: Path, seconds: float) -> tuple[float, int]:
     lua = bodies_file.with_suffix(f".{path.strip('/').replace('/', '_')}.lua")
     lua.write_text(LUA % {"bodies": bodies_file, "origin": url, "path": path})
@@ -182,9 +192,11 @@ def bench(name: str, env: dict[str, str], bodies: list[str], bodies_file: Path, 
 
     with Gunicorn(env, threads=threads) as server:
         run_threads(server.url, "/bench/echo", bodies[:2000], None)  # warm up
-        # 1. First sight of every subscription: all inserts (Python threads, each body once).
-        echo_once, bad = run_threads(server.url, "/bench/echo", bodies, None)
-        insert, bad_insert = run_threads(server.url, API + "/subscription", bodies, None)
+        # 1. First sight of every subscription: all inserts (Python threads, each body once),
+        # posted as the browser posts a subscription it has just made.
+        fresh = first_posts(bodies)
+        echo_once, bad = run_threads(server.url, "/bench/echo", fresh, None)
+        insert, bad_insert = run_threads(server.url, API + "/subscription", fresh, None)
         failures = bad + bad_insert
         settle(env)
         # 2. The steady state: every page load re-syncs (90% unchanged, 10% new owner).

@@ -417,6 +417,33 @@ def test_an_unchanged_refresh_is_written_once_the_interval_passed(
     assert rows(app)[0]["last_seen_at"] > seen
 
 
+@pytest.mark.parametrize("source", ["moengage", "self-hosted"])
+def test_a_fresh_subscription_post_is_written_without_reading_first(
+    app: Flask, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The browser has just subscribed: the endpoint upserts at once. The same answers and
+    # rows as the read-first path, even when the subscription was already stored.
+    client = app.test_client()
+    store = WebPushKit.store(app)
+    reads: list[str] = []
+    get = store.get
+    monkeypatch.setattr(store, "get", lambda endpoint: reads.append(endpoint) or get(endpoint))
+    t = tokens()
+    body = {"subscription": sub(0), "source": source, "anonymous_id": "anon-a"}
+    r = post(client, "subscription", {**body, "user_token": t.sign("alice")})
+    assert (r.status_code, r.get_json()) == (201, {"status": "active", "created": True,
+                                                   "linked": True})
+    r = post(client, "subscription", {**body, "user_token": t.sign("bob")})
+    assert (r.status_code, r.get_json()["created"]) == (200, False)
+    assert reads == []
+    [row] = rows(app)
+    assert (row["user_id"], row["anonymous_id"], row["status"]) == ("bob", "anon-a", "active")
+    # A page-load re-sync still reads first and writes nothing when nothing changed.
+    r = post(client, "subscription", {**body, "source": "resync", "user_token": t.sign("bob")})
+    assert (r.status_code, r.get_json()["created"]) == (200, False)
+    assert reads == [row["endpoint"]] and rows(app) == [row]
+
+
 def test_a_post_under_another_user_transfers_ownership(app: Flask) -> None:
     client = app.test_client()
     s = sub(0)

@@ -309,6 +309,10 @@ def _read_json(req: ApiRequest, limit: int) -> dict[str, Any]:
     return data
 
 
+#: Posts of a subscription the browser has only just made (see ``CallbackApi._save``).
+_FRESH_SOURCES: Final = frozenset({"moengage", "self-hosted"})
+
+
 def _check_source(value: object) -> str | None:
     if value is None:
         return None
@@ -507,12 +511,15 @@ class CallbackApi:
         old = body.get("old_endpoint")
         old_endpoint = None if old is None else parse_endpoint(old, self.policy,
                                                                field_name="old_endpoint")
-        _check_source(body.get("source"))
+        source = _check_source(body.get("source"))
         server_key = _check_server_key(body.get("application_server_key"))
         user_id = self._user_id(body)
         # Everything is valid: now write.
         store = self._store()
-        if old_endpoint is not None and old_endpoint != sub.endpoint:
+        if source in _FRESH_SOURCES or (old_endpoint is not None
+                                        and old_endpoint != sub.endpoint):
+            # A subscription the browser has just made (the SDK's HARD_ASK_ALLOWED, our
+            # subscribe()) is nearly always new: write at once, no read first.
             # pushsubscriptionchange: retire the old row and save the new one in one
             # transaction; without a verified user the new one keeps the old one's owner.
             record, created = store.save_subscription(
