@@ -8,6 +8,7 @@ import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -526,10 +527,11 @@ def test_forget_erases_the_users_subscriptions_and_events(store: Store) -> None:
     store.record_events([OptInEvent(type="prompt_shown")], user_id="bob", anonymous_id="devB")
     store.record_events([OptInEvent(type="prompt_shown")], user_id=None, anonymous_id="devC")
 
-    assert store.forget("alice") == (3, 3)
+    assert store.forget("alice") == (2, 2)
     assert store.get(mine.endpoint) is None
     assert store.get(also_mine.endpoint) is None
-    assert store.get(pre_login.endpoint) is None
+    # Anonymous rows stay (an anonymous id proves nothing); nothing links them to her now.
+    assert store.get(pre_login.endpoint) is not None
     assert store.get(theirs.endpoint) is not None
     with store.engine.connect() as conn:
         left = conn.execute(
@@ -537,9 +539,33 @@ def test_forget_erases_the_users_subscriptions_and_events(store: Store) -> None:
                 opt_in_events.c.id
             )
         ).all()
-    assert [tuple(r) for r in left] == [("bob", "devB"), (None, "devC")]
+        users = set(conn.execute(sa.select(subscriptions.c.user_id)).scalars())
+    assert [tuple(r) for r in left] == [(None, "devA"), ("bob", "devB"), (None, "devC")]
+    assert "alice" not in users
     assert store.forget("alice") == (0, 0)
     assert store.forget("nobody") == (0, 0)
+
+
+def test_forget_never_erases_rows_of_others_sharing_an_anonymous_id(store: Store) -> None:
+    # Found by a newcomer: alice, logged in, posts events under an anonymous id she learnt
+    # (bob's, also used by a logged-out guest); forget("alice") erased bob's events and
+    # the guest's subscription.
+    bob_sub, guest_sub, alice_sub = (make_sub(FCM + n) for n in ("bob", "guest", "alice"))
+    store.save_subscription(bob_sub, user_id="bob", anonymous_id="victim-anon")
+    store.save_subscription(guest_sub, user_id=None, anonymous_id="victim-anon")
+    store.save_subscription(alice_sub, user_id="alice", anonymous_id="victim-anon")
+    store.record_events([OptInEvent(type="identified"), OptInEvent(type="prompt_allowed")],
+                        user_id="bob", anonymous_id="victim-anon")
+    store.record_events([OptInEvent(type="prompt_shown")], user_id=None,
+                        anonymous_id="victim-anon")
+    store.record_events([OptInEvent(type="prompt_shown")], user_id="alice",
+                        anonymous_id="victim-anon")
+    assert store.forget("alice") == (1, 1)
+    assert store.get(bob_sub.endpoint) is not None
+    assert store.get(guest_sub.endpoint) is not None
+    with store.engine.connect() as conn:
+        left = conn.execute(sa.select(opt_in_events.c.user_id)).scalars().all()
+    assert sorted(left, key=str) == sorted(["bob", "bob", None], key=str)
 
 
 def test_deleting_a_subscription_keeps_its_events_unlinked(store: Store) -> None:
@@ -879,3 +905,23 @@ def test_record_outcomes_more_delivered_than_one_statement_takes(store: Store) -
     rows = {r.endpoint: r for r in store.iter_active()}
     assert all(rows[e].failure_count == 0 and rows[e].last_error is None for e in eps[:2400])
     assert all(rows[e].failure_count == 2 for e in eps[2400:])
+
+
+def test_an_id_that_is_not_unicode_text_is_refused_as_such(store: Store) -> None:
+    with pytest.raises(ValidationError) as info:
+        store.save_subscription(make_sub(FCM + "surrogate"), user_id="\ud800",
+                                anonymous_id=None)
+    assert info.value.field == "user_id" and "lone surrogate" in info.value.message
+    with pytest.raises(ValidationError, match="control characters"):
+        store.save_subscription(make_sub(FCM + "nul"), user_id="a\x00", anonymous_id=None)
+    assert store.counts()["total"] == 0
+
+
+def test_an_sqlite_path_that_is_a_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        Store.for_sqlite_path(tmp_path)
+    assert info.value.key == "database_url" and "not a folder" in info.value.allowed
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="folder that exists"):
+        Store.for_sqlite_path(blocker / "sub" / "db.sqlite3")

@@ -233,7 +233,10 @@ def _check_id(value: object, field: str) -> str | None:
         raise _bad(field, "must be a non-empty string or null", f"invalid_{field}")
     if len(value) > MAX_ID_LENGTH:
         raise _bad(field, f"is longer than {MAX_ID_LENGTH} characters", f"invalid_{field}")
-    if not value.isprintable() or not _is_utf8(value):
+    if not _is_utf8(value):
+        raise _bad(field, "is not valid Unicode text (it holds a lone surrogate such as "
+                   "\\ud800); pass the id as the user's real text", f"invalid_{field}")
+    if not value.isprintable():
         raise _bad(field, "must not contain control characters", f"invalid_{field}")
     return value
 
@@ -733,7 +736,14 @@ class Store:
     def for_sqlite_path(cls, path: str | os.PathLike[str]) -> Store:
         """A store in the SQLite file at ``path`` (its folder is created if missing)."""
         file = Path(path).expanduser().resolve()
-        file.parent.mkdir(parents=True, exist_ok=True)
+        if file.is_dir():
+            raise ConfigError("database_url", str(file), "a path to an SQLite file, not a "
+                              "folder (for example <folder>/webpush.sqlite3)")
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("database_url", str(file), "a path in a folder that exists "
+                              f"or can be created ({exc.strerror or exc})") from None
         return cls(str(sa.URL.create("sqlite", database=str(file))))
 
     @property
@@ -1273,40 +1283,33 @@ class Store:
     def forget(self, user_id: str) -> tuple[int, int]:
         """Erase a user (right to erasure); returns (subscriptions, events) deleted.
 
-        Deleted: subscriptions linked to ``user_id``; events with that user id or that
-        point at one of those subscriptions (by id or endpoint); and events and unlinked
-        subscriptions carrying an anonymous id ever recorded together with the user.
+        Deleted: the subscriptions linked to ``user_id``; the events recorded with that
+        user id; and events without a user id that point at one of those subscriptions
+        (by id or endpoint: a secret URL only that browser and the server know).
+
+        Rows of anyone else are never touched, whatever ids they share: an anonymous id
+        is whatever a browser sent, so anyone who learnt another visitor's anonymous id
+        could post events under it while logged in and have ``forget`` erase that
+        visitor's data. Anonymous rows (no user id) that carried one of the user's
+        anonymous ids therefore stay; once the user's own rows are gone, nothing in the
+        store links them to the user any more.
         """
         user = _require_id(user_id, "user_id")
         self._ensure_schema()
         t, e = subscriptions, opt_in_events
         with self._tx(write=True) as conn:
-            owned = conn.execute(
-                sa.select(t.c.id, t.c.anonymous_id).where(t.c.user_id == user)
+            doomed = conn.execute(
+                sa.select(t.c.id, t.c.endpoint).where(t.c.user_id == user)
             ).all()
-            anon_ids = {a for _, a in owned if a is not None}
-            anon_ids.update(
-                a
-                for (a,) in conn.execute(
-                    sa.select(e.c.anonymous_id)
-                    .where(e.c.user_id == user, e.c.anonymous_id.is_not(None))
-                    .distinct()
-                )
-            )
-            sub_filter = t.c.user_id == user
-            if anon_ids:
-                sub_filter = sa.or_(
-                    sub_filter, sa.and_(t.c.user_id.is_(None), t.c.anonymous_id.in_(anon_ids))
-                )
-            doomed = conn.execute(sa.select(t.c.id, t.c.endpoint).where(sub_filter)).all()
             sub_ids = [sid for sid, _ in doomed]
             endpoints = [ep for _, ep in doomed]
-            conditions = [e.c.user_id == user]
+            condition = e.c.user_id == user
             if sub_ids:
-                conditions += [e.c.subscription_id.in_(sub_ids), e.c.endpoint.in_(endpoints)]
-            if anon_ids:
-                conditions.append(e.c.anonymous_id.in_(anon_ids))
-            events_deleted = conn.execute(sa.delete(e).where(sa.or_(*conditions))).rowcount
+                condition = sa.or_(condition, sa.and_(
+                    e.c.user_id.is_(None),
+                    sa.or_(e.c.subscription_id.in_(sub_ids), e.c.endpoint.in_(endpoints)),
+                ))
+            events_deleted = conn.execute(sa.delete(e).where(condition)).rowcount
             subs_deleted = 0
             if sub_ids:
                 subs_deleted = conn.execute(sa.delete(t).where(t.c.id.in_(sub_ids))).rowcount
