@@ -14,7 +14,7 @@ from flask import Flask, Response, render_template_string, send_file, stream_wit
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client
 
-from webpush_kit.errors import ConfigError
+from webpush_kit.errors import ConfigError, ValidationError, WebPushKitError
 from webpush_kit.flask import WebPushKit, exempt
 
 PAGE = (
@@ -310,6 +310,50 @@ def test_webpush_head_with_a_user_id_carries_a_signed_token() -> None:
 
     assert UserTokens("test", 3600).verify(token) == "u-42"
     assert "u-42" not in token or "." in token  # signed, not the bare id
+
+
+@pytest.mark.parametrize(("given", "signed"), [(42, "42"), ("", None), (None, None)])
+def test_webpush_head_takes_int_ids_and_no_user(given: object, signed: str | None) -> None:
+    # Flask-Login's current_user.id is often an int (the README's own example).
+    app = make_app()
+
+    @app.get("/me")
+    def me() -> str:
+        return render_template_string(
+            "<html><head>{{ webpush_head(user_id=uid) }}</head></html>", uid=given)
+
+    r = app.test_client().get("/me")
+    assert r.status_code == 200
+    script = BeautifulSoup(r.data, "html5lib").find("script", src="/webpush-kit.js")
+    assert script is not None
+    from webpush_kit.identity import UserTokens
+
+    token = script.get("data-user-token")
+    assert (None if token is None else UserTokens("test", 3600).verify(token)) == signed
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "\ud800", True])
+def test_webpush_head_refuses_an_id_the_api_would_refuse(bad: object) -> None:
+    app = make_app()
+    with app.test_request_context("/"):
+        from webpush_kit.flask import webpush_head
+
+        with pytest.raises(ValidationError) as info:
+            webpush_head(user_id=bad)  # type: ignore[arg-type]
+    assert info.value.field == "user_id"
+
+
+def test_setting_up_twice_on_one_app_is_a_clear_error() -> None:
+    app = make_app()
+    with pytest.raises(WebPushKitError, match="already set up on app"):
+        WebPushKit(app)
+
+
+@pytest.mark.parametrize("options", [5, {"bogus": 1}, {"timeout": 1, "max_retries": 2, "x": 3}])
+def test_wrong_sender_options_stop_start_up(options: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        WebPushKit(Flask(__name__), sender_options=options)
+    assert info.value.key == "sender_options" and "timeout" in info.value.allowed
 
 
 def test_csp_nonce_from_flask_talisman_is_put_on_the_script() -> None:

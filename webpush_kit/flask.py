@@ -22,11 +22,12 @@ The store is opened lazily, once per process (gunicorn forks after loading the a
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,9 +39,9 @@ from werkzeug.routing import RequestRedirect
 
 from webpush_kit.api import ApiRequest, ApiResponse, CallbackApi, error_response, load_vapid_key
 from webpush_kit.assets import Asset, AssetBundle, render_assets
-from webpush_kit.errors import ConfigError
+from webpush_kit.errors import ConfigError, WebPushKitError
 from webpush_kit.html import inject_head
-from webpush_kit.identity import UserTokens
+from webpush_kit.identity import UserTokens, check_user_id
 from webpush_kit.messages import Notification, PushOptions
 from webpush_kit.sender import Message, Outcome, Sender, Summary
 from webpush_kit.settings import Settings, log_warnings
@@ -178,6 +179,11 @@ class WebPushKit:
             self.init_app(app)
 
     def init_app(self, app: Flask, **options: Any) -> None:
+        if EXTENSION_KEY in app.extensions:
+            raise WebPushKitError(
+                f"webpush_kit is already set up on app {app.name!r}: call WebPushKit(app) "
+                "or init_app(app) once per app, with all the options in that one call",
+                code="already_initialized")
         merged = {**self.options, **options}
         runtime = {k: merged.pop(k) for k in _RUNTIME_OPTIONS if k in merged}
         settings = Settings.from_flask_config(app.config, merged)
@@ -187,6 +193,8 @@ class WebPushKit:
             if loader is not None and not callable(loader):
                 raise ConfigError(name, loader, "a function taking no arguments (called in "
                                   "the request), or None")
+        if "sender_options" in runtime:
+            _check_sender_options(runtime["sender_options"])
         # A wrong database stops start-up here, not every request (nothing connects yet).
         if runtime.get("engine") is not None:
             check_engine(runtime["engine"])
@@ -403,16 +411,24 @@ def _serve(asset: str) -> Response:
     return Response(item.body, headers=item.all_headers())
 
 
-def webpush_head(user_id: str | None = None) -> Markup:
+def webpush_head(user_id: str | int | None = None) -> Markup:
     """Jinja global: the tags for ``<head>``, for templates that place them themselves.
 
     Calling it marks the page, so the after-request hook injects nothing more. With
     ``user_id``, the client script carries a token signed for that id, which the JSON
-    endpoints accept as proof of who the browser speaks for.
+    endpoints accept as proof of who the browser speaks for. An int id (Flask-Login's
+    ``current_user.id`` often is one) is signed as its decimal text, as a
+    ``user_id_loader``'s would be; None or "" means nobody is logged in.
     """
     state = _state()
     bundle = _bundle(state)
-    token = state.tokens().sign(user_id) if user_id is not None else None
+    ident: object = user_id
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        ident = str(user_id)
+    token = None
+    if ident is not None and ident != "":
+        # A bad id (a bool, control characters...): ValidationError naming user_id.
+        token = state.tokens().sign(check_user_id(ident, field="user_id"))
     setattr(g, _DONE_FLAG, True)
     return Markup(bundle.head(nonce=state.nonce(), user_token=token).decode("ascii"))
 
@@ -461,6 +477,19 @@ def _after_request(response: Response) -> Response:
         response.headers["ETag"] = "W/" + etag  # the bytes changed: no longer identical
     setattr(g, _DONE_FLAG, True)
     return response
+
+
+def _check_sender_options(options: object) -> None:
+    """``sender_options`` are keyword arguments of :class:`Sender` (all but the signer):
+    a wrong name stops start-up instead of the first send. Their values are checked by
+    Sender itself, when the first send builds it."""
+    allowed = [n for n in inspect.signature(Sender).parameters if n != "signer"]
+    if not isinstance(options, Mapping):
+        raise ConfigError("sender_options", options, "a dict of Sender keyword arguments: "
+                          + ", ".join(allowed))
+    unknown = [k for k in options if k not in allowed]
+    if unknown:
+        raise ConfigError("sender_options", unknown[0], "one of " + ", ".join(allowed))
 
 
 def _api_routing_failure() -> Response | None:

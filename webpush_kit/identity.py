@@ -90,8 +90,18 @@ def _expired(field: str) -> ValidationError:
 
 
 def check_user_id(value: object, *, field: str) -> str:
+    """A user id as the store keeps it: 1..255 printable characters of real Unicode text
+    (the same rule the store applies, so a token is never signed for an id it refuses)."""
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
         raise ValidationError(f"a non-empty string of at most {MAX_ID_LENGTH} characters",
+                              field=field, code="invalid_user_id")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("is not valid Unicode text (it holds a lone surrogate)",
+                              field=field, code="invalid_user_id") from None
+    if not value.isprintable():
+        raise ValidationError("must not contain control characters",
                               field=field, code="invalid_user_id")
     return value
 
