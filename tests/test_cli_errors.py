@@ -103,3 +103,56 @@ def test_init_into_a_folder_it_cannot_write_is_one_line(tmp_path: Path, problem:
     assert result.output.startswith(f"Error: cannot write {out}")
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _error_line(output: str) -> str:
+    """The one line that says what is wrong (click puts its usage lines above it)."""
+    errors = [line for line in output.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, output
+    assert "Traceback" not in output
+    return errors[0]
+
+
+def _init(tmp_path: Path) -> Path:
+    config = tmp_path / "webpush.toml"
+    assert CliRunner().invoke(main, ["init", "--out", str(config)]).exit_code == 0
+    return config
+
+
+@pytest.mark.parametrize("prefix", ["//evil", "//evil/shop", "/shop//x", "/a/../b", "/..",
+                                    "/shop?x=1", "/shop#top", "/my shop", "/shop\n",
+                                    "/shop\x00", "/sh\"op", "\\\\evil", "/café"])
+@pytest.mark.parametrize("command", ["export", "doctor"])
+def test_prefix_is_checked_like_the_settings_paths(
+    tmp_path: Path, prefix: str, command: str
+) -> None:
+    config = _init(tmp_path)
+    out = tmp_path / "www"
+    args = ["export", "--out", str(out)] if command == "export" else ["doctor", str(out)]
+    result = CliRunner().invoke(main, [*args, "--config", str(config), "--prefix", prefix])
+    assert result.exit_code == 2, result.output
+    line = _error_line(result.output)
+    assert "Invalid value for '--prefix'" in line and "start with a single /" in line
+    assert not out.exists()  # nothing written
+
+
+def test_prefix_without_a_leading_slash_is_refused_with_the_fix(tmp_path: Path) -> None:
+    config = _init(tmp_path)
+    out = tmp_path / "www"
+    result = CliRunner().invoke(main, ["export", "--config", str(config), "--out", str(out),
+                                       "--prefix", "nope"])
+    assert result.exit_code == 2, result.output
+    assert "write '/nope'" in _error_line(result.output)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("prefix", ["", "/", "/shop", "/shop/", "/a-b/c.d_e~f", "/caf%C3%A9"])
+def test_good_prefixes_still_export(tmp_path: Path, prefix: str) -> None:
+    config = _init(tmp_path)
+    out = tmp_path / "www"
+    result = CliRunner().invoke(main, ["export", "--config", str(config), "--out", str(out),
+                                       "--prefix", prefix])
+    assert result.exit_code == 0, result.output
+    snippet = next(out.rglob("head-snippet.html")).read_text()
+    expected = prefix.rstrip("/")
+    assert f'<script src="{expected}/webpush-kit.js"' in snippet

@@ -40,6 +40,7 @@ from webpush_kit.export import (
     settings_file,
 )
 from webpush_kit.settings import Settings, settings_warnings
+from webpush_kit.settings import _check_path as _check_settings_path
 
 __all__ = ["config_option", "flask_group", "load_settings", "main", "register_commands"]
 
@@ -104,6 +105,28 @@ def load_settings(config: Path | None, *, required: bool = True) -> Settings:
     return Settings()
 
 
+def _is_url_path(value: str) -> bool:
+    """The settings' rule for URL paths (one leading ``/``, no ``//``, ``..``, query,
+    fragment, spaces, quotes or control characters)."""
+    try:
+        _check_settings_path("--prefix", value)
+    except ConfigError:
+        return False
+    return True
+
+
+def _check_prefix(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--prefix``: a URL path, checked by the same rule as the settings' paths."""
+    if value is None or value == "" or _is_url_path(value):
+        return value
+    if not value.startswith("/") and _is_url_path("/" + value):
+        raise click.BadParameter(f"{value!r} is not a URL path: write '/{value}' (a prefix "
+                                 "starts with /)", ctx, param)
+    hint = " (//host names another site, not a path)" if value.startswith("//") else ""
+    raise click.BadParameter(
+        f"{value!r} is not a URL path such as /shop: it must start with a single /, with no "
+        f"//, .., ?, #, spaces, quotes or control characters (percent-encode other "
+        f"characters){hint}", ctx, param)
 
 
 # --------------------------------------------------------------------------------------
@@ -162,7 +185,8 @@ def _print_patch(patch: FilePatch, *, dry_run: bool) -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder to write into; file paths mirror URL paths, so it can be the web "
                    "root.")
-@click.option("--prefix", default="", help="URL path the site is mounted under, e.g. /shop.")
+@click.option("--prefix", default="", callback=_check_prefix,
+              help="URL path the site is mounted under, e.g. /shop.")
 @click.option("--server", "servers", type=click.Choice(SERVERS), multiple=True,
               help="Server configuration to write (repeatable; default: all three).")
 @click.option("--merge-manifest", "merge_manifest_path",
@@ -268,7 +292,7 @@ def export_command(
 @click.command("doctor")
 @click.argument("target")
 @config_option()
-@click.option("--prefix", default=None,
+@click.option("--prefix", default=None, callback=_check_prefix,
               help="URL path the site is mounted under (folders: read from the export).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
