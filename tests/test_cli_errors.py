@@ -156,3 +156,27 @@ def test_good_prefixes_still_export(tmp_path: Path, prefix: str) -> None:
     snippet = next(out.rglob("head-snippet.html")).read_text()
     expected = prefix.rstrip("/")
     assert f'<script src="{expected}/webpush-kit.js"' in snippet
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["export", "--config", "{config}", "--out", ""], "give a folder"),
+    (["export", "--config", "{config}", "--out", " "], "give a folder"),
+    (["vapid", "generate", "--out", "", "--force"], "give a file name"),
+    (["vapid", "generate", "--out", "{tmp}/keys/", "--force"], "is a folder"),
+    (["vapid", "generate", "--out", "{tmp}", "--force"], "is a directory"),
+    (["init", "--out", ""], "give a file name"),
+])
+def test_blank_or_folder_out_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], fragment: str
+) -> None:
+    config = _init(tmp_path)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)  # `--out ""` used to mean this folder
+    args = [a.format(config=config, tmp=tmp_path) for a in args]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    line = _error_line(result.output)
+    assert "Invalid value for '--out'" in line and fragment in line
+    assert list(work.iterdir()) == []
+    assert not (tmp_path / "keys").exists()

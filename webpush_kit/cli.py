@@ -105,6 +105,24 @@ def load_settings(config: Path | None, *, required: bool = True) -> Settings:
     return Settings()
 
 
+class _OutPath(click.Path):
+    """``click.Path`` that refuses a blank value (``Path("")`` is ``.``, so ``--out ""``
+    would silently mean the current folder) and, for a file, a value ending in ``/``."""
+
+    def __init__(self, example: str, **kwargs: Any) -> None:
+        super().__init__(path_type=Path, **kwargs)
+        self.example = example
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"{value!r} is blank: give {self.example}", param, ctx)
+        if isinstance(value, str) and not self.dir_okay and value.endswith("/"):
+            self.fail(f"{value!r} is a folder: give a file in it, such as "
+                      f"{value}{self.example.rsplit(' ', 1)[-1]}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _is_url_path(value: str) -> bool:
     """The settings' rule for URL paths (one leading ``/``, no ``//``, ``..``, query,
     fragment, spaces, quotes or control characters)."""
@@ -135,7 +153,8 @@ def _check_prefix(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 @click.command("init")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "out",
+              type=_OutPath(f"a file name such as {DEFAULT_CONFIG}", dir_okay=False),
               default=Path(DEFAULT_CONFIG), show_default=True,
               help="Where to write the settings file; - for standard output.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
@@ -182,7 +201,9 @@ def _print_patch(patch: FilePatch, *, dry_run: bool) -> None:
 
 @click.command("export")
 @config_option()
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", "out", default=None,
+              type=_OutPath("a folder such as ./www (. for the current folder)",
+                            file_okay=False),
               help="Folder to write into; file paths mirror URL paths, so it can be the web "
                    "root.")
 @click.option("--prefix", default="", callback=_check_prefix,
@@ -368,7 +389,8 @@ def vapid_group() -> None:
 
 
 @vapid_group.command("generate")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("--out", "out", type=_OutPath("a file name such as vapid.pem", dir_okay=False),
+              required=True,
               help="Where to write the private key (PEM, mode 0600).")
 @click.option("--force", is_flag=True,
               help="Replace an existing key: every subscription made with it stops working.")
