@@ -180,3 +180,17 @@ def test_blank_or_folder_out_is_refused(
     assert "Invalid value for '--out'" in line and fragment in line
     assert list(work.iterdir()) == []
     assert not (tmp_path / "keys").exists()
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan", "NaN", "inf", "-inf", "1e10", "soon"])
+def test_doctor_timeout_must_be_a_positive_finite_number(tmp_path: Path, timeout: str) -> None:
+    result = CliRunner().invoke(main, ["doctor", str(tmp_path), "--timeout", timeout])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--timeout'" in _error_line(result.output)
+    assert "out of range" not in result.output  # no check ran with it
+
+
+def test_doctor_timeout_accepts_a_fraction(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["doctor", str(tmp_path), "--timeout", "0.5"])
+    assert result.exit_code == 1, result.output  # ran: an empty folder fails its checks
+    assert "worker.status" in result.output

@@ -14,6 +14,7 @@ it will not overwrite, a file it cannot merge), 2 bad usage or bad settings.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -145,6 +146,23 @@ def _check_prefix(ctx: click.Context, param: click.Parameter, value: str | None)
         f"{value!r} is not a URL path such as /shop: it must start with a single /, with no "
         f"//, .., ?, #, spaces, quotes or control characters (percent-encode other "
         f"characters){hint}", ctx, param)
+
+
+class _Seconds(click.FloatRange):
+    """Seconds: more than 0, at most an hour, never NaN or infinity."""
+
+    name = "number of seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0, min_open=True, max=3600)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a number of seconds: give one such as 10 "
+                      "(more than 0, at most 3600)", param, ctx)
+        return rv
 
 
 # --------------------------------------------------------------------------------------
@@ -316,7 +334,8 @@ def export_command(
 @click.option("--prefix", default=None, callback=_check_prefix,
               help="URL path the site is mounted under (folders: read from the export).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+@click.option("--timeout", type=_Seconds(), metavar="SECONDS", default=DEFAULT_TIMEOUT,
+              show_default=True,
               help="Seconds to wait for each HTTP response.")
 def doctor_command(target: str, config: Path | None, prefix: str | None, as_json: bool,
                    timeout: float) -> None:
