@@ -234,6 +234,24 @@ def test_dry_run_prints_the_files_and_writes_nothing(tmp_path: Path) -> None:
     assert "7 file(s) would change" in result.output
 
 
+def test_dry_run_that_would_refuse_exits_1_like_the_real_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"name": "the site\'s own"}\n')
+    config = write_config(tmp_path / "c.toml", SAMPLE)
+    dry = run("export", "--config", str(config), "--out", str(out), "--dry-run", code=1)
+    assert f"would refuse {out / 'manifest.json'}" in dry.output
+    # The last line says why the status is 1, in the words of the real run.
+    assert dry.output.strip().splitlines()[-1].startswith("Error: dry run: not overwriting")
+    assert set(files_under(out)) == {"manifest.json"}
+    real = run("export", "--config", str(config), "--out", str(out), code=1)
+    assert "not overwriting" in real.output
+    # With --force the dry run says what it would replace, and succeeds.
+    forced = run("export", "--config", str(config), "--out", str(out), "--dry-run", "--force")
+    assert "would replace" in forced.output
+    assert set(files_under(out)) == {"manifest.json"}
+
+
 def test_paths_that_cannot_go_into_server_config_are_refused() -> None:
     with pytest.raises(ValidationError, match="cannot be written safely"):
         export_files(render_assets(Settings(sw_path="/sw$1.js")))

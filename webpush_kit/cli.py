@@ -300,7 +300,8 @@ def export_command(
         changes = (len(plan.changed) if plan else 0) + sum(p.changed for p in patches)
         click.echo(f"dry run: {changes} file(s) would change; nothing written")
         if plan is not None and plan.conflicts and not force:
-            sys.exit(1)
+            # The same refusal (and exit status 1) as the real run would give.
+            _fail("dry run: " + str(ExportConflictError(plan.out_dir, plan.conflicts)))
         return
 
     if plan is not None and plan.conflicts and not force:
