@@ -246,6 +246,24 @@ def test_bad_input_is_one_line_and_exit_2(site: Site, args: list[str], fragment:
     assert all(site.service.requests_for(n) == [] for n in site.people)
 
 
+def test_url_help_says_what_is_accepted(site: Site) -> None:
+    """--help names exactly what the Notification model accepts for --url and --icon:
+    a root-relative path or an http(s) URL (http is accepted on purpose: a site in
+    development runs on http://localhost)."""
+    help_text = " ".join(run("send", "--help").output.split())
+    for option in ("--url", "--icon"):
+        described = help_text.split(f"{option} TEXT", 1)[1].split(" --", 1)[0]
+        assert "root-relative path" in described and "http(s) URL" in described, described
+    for url in ("/orders/42", "https://shop.example/a", "http://shop.example/a"):
+        ok = run("send", "--config", str(site.config), "--all", "--title", "x", "--url", url,
+                 "--icon", url, "--dry-run")
+        assert ok.exit_code == 0, ok.output
+    for url in ("//evil.example/", "javascript:alert(1)", "ftp://shop.example/"):
+        bad = run("send", "--config", str(site.config), "--all", "--title", "x", "--url", url)
+        assert bad.exit_code == 2 and "root-relative path" in bad.output, bad.output
+    assert all(site.service.requests_for(n) == [] for n in site.people)
+
+
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [

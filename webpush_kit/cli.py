@@ -578,8 +578,11 @@ def _print_summary(summary: Any, as_json: bool) -> None:
               help="A JSON file with the notification: {title, body, url, icon, tag, ...}.")
 @click.option("--title", default=None, help="Notification title.")
 @click.option("--body", default=None, help="Notification text.")
-@click.option("--url", default=None, help="Page opened on click (root-relative or https).")
-@click.option("--icon", default=None, help="Icon URL.")
+@click.option("--url", default=None,
+              help="Page opened on click: a root-relative path such as /news/1, or an http(s) "
+                   "URL.")
+@click.option("--icon", default=None,
+              help="Icon: a root-relative path such as /icon.png, or an http(s) URL.")
 @click.option("--tag", default=None, help="A later push with the same tag replaces this one.")
 @click.option("--ttl", type=int, default=None,
               help="Seconds the push service keeps an undelivered push (default one week).")
