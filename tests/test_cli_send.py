@@ -27,6 +27,7 @@ from sample_site import create_app
 from tests.pushservice import PushService, Recipient, Reply
 from webpush_kit.cli import main
 from webpush_kit.flask import WebPushKit
+from webpush_kit.settings import Settings
 from webpush_kit.store import Store
 from webpush_kit.subscriptions import Subscription
 from webpush_kit.vapid import VapidKey
@@ -114,12 +115,38 @@ def test_vapid_generate_writes_a_0600_key_and_prints_its_public_key(tmp_path: Pa
     assert printed == key.public_key_b64
     raw = base64.urlsafe_b64decode(printed + "=" * (-len(printed) % 4))
     assert len(raw) == 65 and raw[0] == 4  # an uncompressed P-256 point
-    # The TOML lines it prints are valid settings as they are.
-    toml = result.output[result.output.index("[push]"):]
-    assert tomllib.loads(toml)["push"]["vapid_private_key"] == str(out.resolve())
+    # The key lines it prints are valid TOML as they are (they go into [push]).
+    toml = result.output[result.output.index("vapid_private_key = "):]
+    assert tomllib.loads(toml)["vapid_private_key"] == str(out.resolve())
     # The private key is in the file only, never on the terminal.
     assert key.private_raw_b64() not in result.output
     assert "PRIVATE KEY" not in result.output
+
+
+def test_vapid_generate_advice_fits_the_file_init_writes(tmp_path: Path) -> None:
+    """The file `webpush-kit init` writes already has a [push] section: pasting a second
+    [push] block under it is not valid TOML. The advice is the key lines to set there."""
+    config = tmp_path / "webpush.toml"
+    assert run("init", "--out", str(config)).exit_code == 0
+    out = tmp_path / "vapid.pem"
+    result = run("vapid", "generate", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "[push]" not in lines  # no section header to paste a second time
+    advice = next(line for line in lines if "[push] section" in line)
+    assert "webpush.toml" in advice
+    keys = [line for line in lines if line.startswith("vapid_")]
+    assert [k.split(" = ")[0] for k in keys] == ["vapid_private_key", "vapid_subject"]
+    # Follow the advice: the key lines replace the commented-out ones in [push].
+    text = config.read_text()
+    for key in keys:
+        name = key.split(" = ")[0]
+        assert f'# {name} = ""' in text
+        text = text.replace(f'# {name} = ""', key, 1)
+    config.write_text(text)
+    settings = Settings.from_toml(config)
+    assert settings.vapid_private_key == str(out.resolve())
+    assert settings.vapid_subject == "mailto:push-admin@your-site.com"
 
 
 def test_vapid_generate_never_overwrites_without_force(tmp_path: Path) -> None:

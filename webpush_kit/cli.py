@@ -430,8 +430,11 @@ def vapid_generate_command(out: Path, force: bool) -> None:
     click.echo(f"wrote {out} (mode 0600): keep it secret, out of version control and backups "
                "you share")
     click.echo(f"public key: {key.public_key_b64}")
-    click.echo("add to your settings file (webpush.toml), with your own contact address:")
-    click.echo("[push]")
+    # The file `webpush-kit init` writes already has a [push] section (a second one is not
+    # valid TOML): the advice is the two key lines to set in it.
+    click.echo("in the [push] section of your settings file (webpush.toml from `webpush-kit "
+               "init`), set these two keys (replace the commented-out lines), with your own "
+               "contact address:")
     click.echo(f"vapid_private_key = {json.dumps(str(out.resolve()))}")
     click.echo('vapid_subject = "mailto:push-admin@your-site.com"')
 
