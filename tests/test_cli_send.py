@@ -149,6 +149,18 @@ def test_vapid_generate_advice_fits_the_file_init_writes(tmp_path: Path) -> None
     assert settings.vapid_subject == "mailto:push-admin@your-site.com"
 
 
+def test_readme_says_send_needs_a_database_url() -> None:
+    """The init file's database_url comment (unset: a SQLite file in the instance folder)
+    is about Flask apps; the command line has no instance folder, and the README says so
+    where it shows `send --config`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Pushing on your own", 1)[1].split("\n## ", 1)[0]
+    assert "webpush-kit send --config webpush.toml" in section
+    prose = " ".join(section.split("```")[2].split())
+    assert "`send --config` also needs `[store] database_url`" in prose
+    assert "command line has no instance folder" in prose
+
+
 def test_vapid_generate_never_overwrites_without_force(tmp_path: Path) -> None:
     out = tmp_path / "vapid.pem"
     run("vapid", "generate", "--out", str(out))

@@ -376,3 +376,28 @@ def test_folder_prefix_is_read_from_the_export(tmp_path: Path) -> None:
 def test_folder_without_an_export(tmp_path: Path) -> None:
     report = diagnose(str(tmp_path), Settings())
     assert {"worker.status", "manifest.status", "server.config"} <= failed_ids(report)
+
+
+def test_readme_doctor_examples_pass_the_settings(tmp_path: Path) -> None:
+    """Without --config doctor assumes the defaults (no MoEngage) and warns about the
+    MoEngage import of a site exported with an app id; the README's examples give it."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)
+    lines = [ln for b in blocks for ln in b.splitlines() if ln.startswith("webpush-kit doctor")]
+    assert lines and all("--config webpush.toml" in ln for ln in lines), lines
+
+    config = tmp_path / "webpush.toml"
+    config.write_bytes(settings_file(MOENGAGE))
+    out = tmp_path / "www"
+    assert CliRunner().invoke(main, ["export", "--config", str(config), "--out", str(out)]
+                              ).exit_code == 0
+    bare = CliRunner().invoke(main, ["doctor", str(out), "--json"])
+    given = CliRunner().invoke(main, ["doctor", str(out), "--config", str(config), "--json"])
+
+    def status(output: str) -> str:
+        checks = json.loads(output)["checks"]
+        return next(c["status"] for c in checks if c["id"] == "worker.moengage-import")
+    assert status(bare.output) == "warn"
+    assert status(given.output) == "pass"

@@ -343,7 +343,9 @@ def doctor_command(target: str, config: Path | None, prefix: str | None, as_json
     """Check a live site (an http(s) URL of one of its pages) or an export folder the
     way browsers do; exit status 1 when a check fails.
 
-    Without --config (and outside `flask webpush`) the default settings are assumed.
+    Give the --config you export with: the checks compare the site with it. Without
+    --config (and outside `flask webpush`) the default settings are assumed, which
+    configure no MoEngage.
     """
     settings = load_settings(config, required=False)
     if "://" in target:
