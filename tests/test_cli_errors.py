@@ -194,3 +194,31 @@ def test_doctor_timeout_accepts_a_fraction(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["doctor", str(tmp_path), "--timeout", "0.5"])
     assert result.exit_code == 1, result.output  # ran: an empty folder fails its checks
     assert "worker.status" in result.output
+
+
+def test_a_relative_sqlite_path_is_also_found_beside_the_settings_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the key file's path is: tried from the working directory, then from the folder
+    # of the settings file (a newcomer ran send from another folder and got "no database").
+    import sqlite3
+
+    site = tmp_path / "site"
+    site.mkdir()
+    with sqlite3.connect(site / "push.sqlite3") as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    config = _config(site, "sqlite:///push.sqlite3")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(main, ["send", "--config", str(config), "--all",
+                                       "--title", "hi"])
+    # Found: it holds no webpush_kit tables yet, which is what send now says.
+    assert "holds no webpush_kit tables" in result.output, result.output
+    assert str(site / "push.sqlite3") in result.output
+    config.write_text(config.read_text().replace("push.sqlite3", "typo.sqlite3"))
+    result = CliRunner().invoke(main, ["send", "--config", str(config), "--all",
+                                       "--title", "hi"])
+    assert result.exit_code == 2
+    assert f"no SQLite database at typo.sqlite3 or {site / 'typo.sqlite3'}" in result.output
+    assert not (site / "typo.sqlite3").exists() and not (elsewhere / "typo.sqlite3").exists()

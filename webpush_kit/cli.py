@@ -359,20 +359,30 @@ def doctor_command(target: str, config: Path | None, prefix: str | None, as_json
         sys.exit(1)
 
 
-def _require_existing_sqlite(url: str) -> None:
-    """Sending reads the site's existing database: a SQLite path that does not exist is a
-    mistyped path, not a new, empty database to create."""
+def _existing_sqlite(url: str, base: Path | None) -> str:
+    """``url``, checked: sending reads the site's existing database, so a SQLite path that
+    does not exist is a mistyped path, not a new, empty database to create. A relative
+    path is tried as given, then under ``base`` (the settings file's folder), as the key
+    file's path is; the URL of the file found is returned."""
     from sqlalchemy.engine import make_url
 
     try:
         parsed = make_url(url)
     except Exception:
-        return  # Store() reports a malformed URL
+        return url  # Store() reports a malformed URL
     name = parsed.database
-    if parsed.get_backend_name() == "sqlite" and name not in (None, "", ":memory:") \
-            and not Path(str(name)).is_file():
-        raise SettingsError(f"database_url: no SQLite database at {parsed.database} "
-                                "(check the path; sending never creates a database)")
+    if parsed.get_backend_name() != "sqlite" or name in (None, "", ":memory:"):
+        return url
+    path = Path(str(name)).expanduser()
+    tried = [path]
+    if not path.is_absolute() and base is not None:
+        tried.append(base / path)
+    for candidate in tried:
+        if candidate.is_file():
+            return str(parsed.set(database=str(candidate.resolve())))
+    where = " or ".join(str(p) for p in tried)
+    raise SettingsError(f"database_url: no SQLite database at {where} (check the path; "
+                        "sending never creates a database)")
 
 
 def _safe_url(store: Any) -> str:
@@ -655,9 +665,9 @@ def send_command(
                                 "URL)")
         key = _settings_key(settings, config)
         assert settings.vapid_subject is not None  # Settings requires it with a key
-        _require_existing_sqlite(settings.database_url)
+        database_url = _existing_sqlite(settings.database_url, config.parent if config else None)
         try:
-            store = Store(settings.database_url)
+            store = Store(database_url)
         except ConfigError as exc:  # a bad URL or a missing driver: one line, no traceback
             raise SettingsError(exc.message) from None
         sender = owned = Sender(VapidSigner(key, VapidClaims(settings.vapid_subject)))
