@@ -190,3 +190,70 @@ def test_diff_tolerates_undecodable_bytes_and_keeps_crlf() -> None:
     assert "+café\r\n" in diff
     # U+2028 inside a line is not a line break
     assert unified_diff("a\u2028b\n".encode(), b"a\n", "x").count("\n") == 5
+
+
+# --- errors name the real file -----------------------------------------------------------
+
+
+def test_overwrite_false_creates_only_a_new_file(tmp_path: Path) -> None:
+    target = tmp_path / "key.pem"
+    write_atomic(target, b"first", mode=0o600, overwrite=False)
+    assert target.read_bytes() == b"first" and _mode(target) == 0o600
+    with pytest.raises(FileExistsError) as info:
+        write_atomic(target, b"second", overwrite=False)
+    assert info.value.filename == str(target)
+    assert "remove it first, or pass overwrite=True" in str(info.value)
+    assert target.read_bytes() == b"first"
+    assert _leftovers(tmp_path) == []
+    # A dangling symlink is something at that path too: nothing is written through it.
+    link = tmp_path / "link.pem"
+    link.symlink_to(tmp_path / "nowhere.pem")
+    with pytest.raises(FileExistsError):
+        write_atomic(link, b"x", overwrite=False)
+    assert not (tmp_path / "nowhere.pem").exists()
+
+
+def test_overwrite_false_loses_a_race_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process creates the file between the check and the link."""
+    target = tmp_path / "key.pem"
+    real_link = os.link
+
+    def racing_link(src: str, dst: str) -> None:
+        Path(dst).write_bytes(b"theirs")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    with pytest.raises(FileExistsError) as info:
+        write_atomic(target, b"ours", overwrite=False)
+    assert info.value.filename == str(target) and ".tmp" not in str(info.value)
+    assert target.read_bytes() == b"theirs"
+    assert _leftovers(tmp_path) == []
+
+
+def test_errors_name_the_target_not_the_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "missing-folder" / "manifest.json"
+    with pytest.raises(FileNotFoundError) as info:
+        write_atomic(target, b"{}")
+    assert info.value.filename == str(target)
+    assert ".tmp" not in str(info.value)
+
+
+def test_a_secret_is_never_readable_by_others_while_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modes: list[int] = []
+    real_write = os.write
+
+    def spy(fd: int, data: bytes | memoryview) -> int:
+        modes.append(stat.S_IMODE(os.fstat(fd).st_mode))
+        return real_write(fd, data)
+
+    old_umask = os.umask(0)
+    try:
+        monkeypatch.setattr(os, "write", spy)
+        write_atomic(tmp_path / "secret.pem", b"key", mode=0o600)
+    finally:
+        os.umask(old_umask)
+    assert modes and set(modes) == {0o600}

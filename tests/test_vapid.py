@@ -587,3 +587,53 @@ def test_signer_refuses_wrong_argument_types() -> None:
         VapidSigner("key", VapidClaims(SUB))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         VapidSigner(VapidKey.generate(), {"sub": SUB})  # type: ignore[arg-type]
+
+
+# --- bad input found by a newcomer -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "shown"),
+    [
+        (lambda: VapidKey.from_raw(5), "<int>"),  # type: ignore[arg-type]
+        (lambda: VapidKey.from_raw(None), "<NoneType>"),  # type: ignore[arg-type]
+        (lambda: VapidKey.from_raw(["key"]), "<list>"),  # type: ignore[arg-type]
+        (lambda: VapidKey.from_pem(5), "<int>"),  # type: ignore[arg-type]
+        (lambda: VapidKey.from_der(5), "<int>"),  # type: ignore[arg-type]
+        (lambda: VapidKey.from_der("MIGHAgEAMBMG"), "<str>"),  # type: ignore[arg-type]
+        (lambda: VapidKey.load(5), "<int>"),  # type: ignore[arg-type]
+        (lambda: VapidKey.load(None), "<NoneType>"),  # type: ignore[arg-type]
+        (lambda: VapidKey(5), "<int>"),  # type: ignore[arg-type]
+    ],
+)
+def test_every_constructor_refuses_the_wrong_type_with_a_config_error(
+    make: Callable[[], VapidKey], shown: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert info.value.key == "vapid_private_key"
+    assert info.value.value == shown
+
+
+def test_text_that_cannot_be_pem_or_a_path_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="PEM text is ASCII"):
+        VapidKey.from_pem("-----BEGIN PRIVATE KEY-----\ud800")
+    with pytest.raises(ConfigError, match="cannot encode"):
+        VapidKey.load(tmp_path / "key\ud800.pem")
+    with pytest.raises(ConfigError) as info:
+        VapidKey.from_pem(VapidKey.generate().private_pem(), password="x")  # type: ignore[arg-type]
+    assert info.value.key == "password" and "bytes" in info.value.allowed
+    key = VapidKey.generate()
+    assert VapidKey.from_der(bytearray(key.private_der())) == key
+    assert VapidKey.from_raw(bytearray(key.private_raw_b64().encode())) == key
+
+
+def test_save_pem_over_an_existing_file_names_that_file(tmp_path: Path) -> None:
+    path = tmp_path / "a.pem"
+    VapidKey.generate().save_pem(path)
+    with pytest.raises(FileExistsError) as info:
+        VapidKey.generate().save_pem(path)
+    assert info.value.filename == str(path)
+    assert ".tmp" not in str(info.value)
+    assert "overwrite=True" in str(info.value) and "remove it" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pem"]

@@ -8,12 +8,16 @@ any backup made by this call are removed and the original is untouched.
 
 A symlinked target is written through: the file it points to is replaced, so the link
 stays a link.
+
+Errors name the file the caller asked for, never the temporary file: an ``OSError`` from
+writing ``.NAME.xxxx.tmp`` is raised again with ``filename`` set to the target.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import os
 import secrets
 import stat
@@ -76,25 +80,39 @@ def _make_backup(target: Path, perm: int) -> Path:
 
 
 def write_atomic(
-    path: Path, data: bytes, *, mode: int | None = None, backup: bool = False
+    path: Path,
+    data: bytes,
+    *,
+    mode: int | None = None,
+    backup: bool = False,
+    overwrite: bool = True,
 ) -> Path | None:
     """Replace ``path`` with ``data`` atomically; return the backup's path, if one was made.
 
     ``mode``: permission bits for the file; by default the existing file's, or for a new
-    file ``0o666`` minus the umask (as ``open()`` would). With ``backup`` and an existing
+    file ``0o666`` minus the umask (as ``open()`` would). When the bits are known the
+    temporary file is created ``0o600`` and widened only once written, so a secret is never
+    readable by others, not even for a moment. With ``backup`` and an existing
     file, its old content is kept first as ``PATH.bak`` -- or ``PATH.bak.1``, ``.bak.2``
     ... when that exists; an existing backup is never overwritten.
+
+    ``overwrite=False`` creates the file only if nothing is at ``path`` (atomically: the
+    finished temporary file is hard-linked into place), else raises ``FileExistsError``
+    naming ``path``. ``backup`` does not apply then.
     """
     path = Path(path)
-    target = path.resolve() if path.is_symlink() else path
+    target = path.resolve() if overwrite and path.is_symlink() else path
     directory = target.parent
     try:
-        st: os.stat_result | None = target.stat()
+        st: os.stat_result | None = target.stat() if overwrite else target.lstat()
     except FileNotFoundError:
         st = None
+    if st is not None and not overwrite:
+        raise _exists(target)
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise IsADirectoryError(f"{target} exists and is not a regular file")
+        raise IsADirectoryError(errno.EISDIR, "exists and is not a regular file", str(target))
     keep_perm = stat.S_IMODE(st.st_mode) if st is not None else None
+    perm = mode if mode is not None else keep_perm
 
     backup_path: Path | None = None
     tmp: Path | None = None
@@ -104,17 +122,18 @@ def write_atomic(
         for _ in range(100):
             candidate = directory / f".{target.name}.{secrets.token_hex(6)}.tmp"
             try:
-                # 0o666 & ~umask for a new file: the kernel applies the umask.
-                fd = _create_exclusive(candidate, 0o666)
+                # Known bits: 0o600 until written. Otherwise 0o666 & ~umask for a new
+                # file, as open() would make it (the kernel applies the umask).
+                fd = _create_exclusive(candidate, 0o600 if perm is not None else 0o666)
             except FileExistsError:
                 continue
             tmp = candidate
             break
         else:  # pragma: no cover - 100 random collisions
-            raise FileExistsError(f"could not create a temporary file in {directory}")
+            raise FileExistsError(errno.EEXIST, "could not create a temporary file beside it",
+                                  str(target))
         try:
             _write_all(fd, data)
-            perm = mode if mode is not None else keep_perm
             if perm is not None:
                 os.chmod(tmp, perm)
             if st is not None and hasattr(os, "chown"):
@@ -123,18 +142,43 @@ def write_atomic(
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)  # atomic "create if absent"
+            except FileExistsError:
+                raise _exists(target) from None
+            tmp.unlink()
         tmp = None
+    except OSError as exc:
+        _discard(tmp, backup_path)
+        if exc.errno is not None and (exc.filename is None or Path(exc.filename) != target):
+            # Name the file the caller asked for, not ".NAME.xxxx.tmp" (or nothing).
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        raise
     except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        if backup_path is not None:
-            with contextlib.suppress(OSError):
-                backup_path.unlink()
+        _discard(tmp, backup_path)
         raise
     _fsync_dir(directory)
     return backup_path
+
+
+def _exists(target: Path) -> FileExistsError:
+    return FileExistsError(
+        errno.EEXIST, "File exists; remove it first, or pass overwrite=True to replace it",
+        str(target),
+    )
+
+
+def _discard(tmp: Path | None, backup_path: Path | None) -> None:
+    """Remove what a failed write made: the temporary file and this call's backup."""
+    if tmp is not None:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    if backup_path is not None:
+        with contextlib.suppress(OSError):
+            backup_path.unlink()
 
 
 def _lines(text: str) -> list[str]:

@@ -20,7 +20,6 @@ import ipaddress
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from webpush_kit.errors import ConfigError, ValidationError
+from webpush_kit.fileio import write_atomic
 
 __all__ = [
     "DEFAULT_CLAIMS_TTL",
@@ -122,7 +122,19 @@ class VapidKey:
     @classmethod
     def from_pem(cls, data: bytes | str, password: bytes | None = None) -> VapidKey:
         """A PEM private key: PKCS#8 (``PRIVATE KEY``) or SEC1 (``EC PRIVATE KEY``)."""
-        raw = data.encode("ascii") if isinstance(data, str) else data
+        _check_password(password)
+        if isinstance(data, str):
+            if not data.isascii():
+                raise ConfigError(
+                    _KEY_SETTING, "<PEM text>", "PEM text is ASCII; this holds other "
+                    "characters, so it is not a PEM key (read the file as bytes, or pass "
+                    "its path to VapidKey.load)"
+                )
+            raw = data.encode("ascii")
+        elif isinstance(data, bytes | bytearray | memoryview):
+            raw = bytes(data)
+        else:
+            raise _wrong_type(data, "PEM data as bytes or str")
         try:
             key = serialization.load_pem_private_key(raw, password=password)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -134,6 +146,11 @@ class VapidKey:
     @classmethod
     def from_der(cls, data: bytes, password: bytes | None = None) -> VapidKey:
         """A DER private key: PKCS#8 or SEC1."""
+        _check_password(password)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise _wrong_type(data, "DER data as bytes (a str is not DER: for PEM text use "
+                              "VapidKey.from_pem, for base64url VapidKey.from_raw)")
+        data = bytes(data)
         try:
             key = serialization.load_der_private_key(data, password=password)
         except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -148,7 +165,12 @@ class VapidKey:
 
         This is the format of ``web-push generate-vapid-keys`` and most VAPID key sites.
         """
-        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        if isinstance(value, bytes | bytearray | memoryview):
+            text = bytes(value).decode("ascii", "replace")
+        elif isinstance(value, str):
+            text = value
+        else:
+            raise _wrong_type(value, f"{_RAW_ALLOWED}, as str or bytes")
         try:
             scalar = _b64url_decode(text)
         except (ValueError, binascii.Error):
@@ -174,13 +196,25 @@ class VapidKey:
 
         Text holding base64 of a DER key (what py_vapid prints) is accepted too.
         """
-        p = Path(path)
+        if not isinstance(path, str | os.PathLike):
+            raise _wrong_type(path, "the path of a key file, as str or pathlib.Path "
+                              "(for key bytes use from_pem, from_der or from_raw)")
+        _check_password(password)
+        try:
+            p = Path(path)
+        except TypeError:  # os.PathLike[bytes]
+            raise _wrong_type(path, "the path of a key file, as str or pathlib.Path") from None
         try:
             with p.open("rb") as file:
                 data = file.read(MAX_KEY_FILE_BYTES + 1)
         except OSError as exc:
             raise ConfigError(
-                _KEY_SETTING, str(p), f"cannot read the key file ({exc.strerror})"
+                _KEY_SETTING, str(p), f"cannot read the key file ({exc.strerror or exc})"
+            ) from None
+        except ValueError:  # a NUL byte or a lone surrogate the file system cannot take
+            raise ConfigError(
+                _KEY_SETTING, str(p), "a file path the system can open (this one "
+                "holds a NUL byte or a character the file system cannot encode)"
             ) from None
         if len(data) > MAX_KEY_FILE_BYTES:
             raise ConfigError(
@@ -257,22 +291,10 @@ class VapidKey:
         with it, so that must be a deliberate act.
         """
         target = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(self.private_pem())
-                fh.flush()
-                os.fsync(fh.fileno())
-            if overwrite:
-                os.replace(tmp, target)
-            else:
-                os.link(tmp, target)  # atomic "create if absent": fails if target exists
-                os.unlink(tmp)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        # write_atomic makes the temporary file 0600 from the start, and without
+        # ``overwrite`` links it into place only if nothing is there (FileExistsError
+        # naming ``target``, never the temporary file).
+        write_atomic(target, self.private_pem(), mode=0o600, overwrite=overwrite)
         return target
 
     # --- signing -----------------------------------------------------------------------
@@ -308,6 +330,20 @@ class VapidKey:
     def __reduce__(self) -> tuple[object, ...]:
         # Pickling would copy the private key into caches, queues, logs of task args.
         raise TypeError("VapidKey is not picklable; pass the key file path instead")
+
+
+def _wrong_type(value: object, allowed: str) -> ConfigError:
+    """A key constructor given the wrong kind of object: name the type, never the value
+    (it may be key material)."""
+    return ConfigError(_KEY_SETTING, f"<{type(value).__name__}>", allowed)
+
+
+def _check_password(password: object) -> None:
+    if password is not None and not isinstance(password, bytes):
+        raise ConfigError(
+            "password", f"<{type(password).__name__}>",
+            "the key file's password as bytes (e.g. b'secret' or text.encode()), or None",
+        )
 
 
 def _why(exc: BaseException) -> str:
