@@ -265,3 +265,96 @@ def test_headers_are_a_fresh_dict_each_time() -> None:
     h = options.headers()
     h["TTL"] = "0"
     assert options.headers() == {"TTL": "60", "Urgency": "high", "Topic": "t"}
+
+
+# --- bad input found by a newcomer -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"title": "\ud800"}, "title"),
+        ({"title": "ok", "body": "tail \udcff"}, "body"),
+        ({"title": "ok", "tag": "t\ud800"}, "tag"),
+        ({"title": "ok", "icon": "/i\ud800.png"}, "icon"),
+        ({"title": "ok", "badge": "/b\ud800.png"}, "badge"),
+        ({"title": "ok", "image": "https://cdn.example.com/\ud800.jpg"}, "image"),
+        ({"title": "ok", "url": "/news/\udfff"}, "url"),
+        ({"title": "ok", "actions": [{"action": "a\ud800", "title": "A"}]}, "actions.action"),
+        ({"title": "ok", "actions": [{"action": "a", "title": "\ud800"}]}, "actions.title"),
+        ({"title": "ok", "actions": [{"action": "a", "title": "A", "icon": "/\ud800"}]},
+         "actions.icon"),
+        ({"title": "ok", "data": {"k": ["x", "\ud800"]}}, "data"),
+        ({"title": "ok", "data": {"k\ud800": 1}}, "data"),
+    ],
+)
+def test_a_lone_surrogate_is_blamed_on_its_own_field(
+    kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        Notification(**kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+    assert "lone surrogate" in info.value.message
+    str(info.value).encode("utf-8")  # printable: the character is shown escaped
+
+
+def test_a_surrogate_in_data_names_its_path() -> None:
+    with pytest.raises(ValidationError, match=r"data\.k\[1\] holds '\\ud800'"):
+        Notification(title="ok", data={"k": ["x", "\ud800"]})
+
+
+@pytest.mark.parametrize(("field", "value"), [("topic", "t\ud800"), ("urgency", "\ud800")])
+def test_push_options_text_with_a_lone_surrogate_is_refused_by_field(
+    field: str, value: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        PushOptions(**{field: value})  # type: ignore[arg-type]
+    assert info.value.field == field
+
+
+def test_deeply_nested_data_is_a_validation_error_not_a_recursion_error() -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValidationError, match="nested too deeply") as info:
+        Notification(title="t", data=deep)
+    assert info.value.field == "data"
+    shallow: object = "leaf"
+    for _ in range(31):
+        shallow = {"k": shallow}
+    assert Notification(title="t", data=shallow).data == shallow  # 32 levels are fine
+
+
+def test_circular_data_says_so() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(ValidationError, match="circular reference") as info:
+        Notification(title="t", data={"a": loop})
+    assert info.value.field == "data"
+
+
+@pytest.mark.parametrize(
+    ("ttl", "says", "not_says"),
+    [
+        (0, "WNS", None),
+        (-5, "got -5: a time to live cannot be negative", "WNS"),
+        (MAX_TTL + 1, f"got {MAX_TTL + 1}: push services", "WNS"),
+        (10**5000, "16 digits or more", "WNS"),
+    ],
+    ids=["zero", "negative", "above-max", "5000-digits"],
+)
+def test_ttl_message_fits_the_value_given(ttl: int, says: str, not_says: str | None) -> None:
+    with pytest.raises(ValidationError) as info:
+        PushOptions(ttl=ttl)
+    assert f"between 1 and {MAX_TTL} seconds" in info.value.message
+    assert says in info.value.message
+    if not_says is not None:
+        assert not_says not in info.value.message
+
+
+def test_notifications_are_explicitly_unhashable() -> None:
+    for n in (Notification(title="t", data={}), Notification(title="t")):
+        with pytest.raises(TypeError, match="unhashable type: 'Notification'"):
+            hash(n)
+    assert Notification(title="t", data={"a": 1}) == Notification(title="t", data={"a": 1})
+    assert hash(PushOptions(ttl=60)) == hash(PushOptions(ttl=60))  # plain values: hashable

@@ -27,13 +27,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from webpush_kit.errors import ValidationError
 
 __all__ = [
     "DEFAULT_TTL",
     "MAX_ACTIONS",
+    "MAX_DATA_DEPTH",
     "MAX_PAYLOAD_BYTES",
     "MAX_TTL",
     "PAYLOAD_MARKER",
@@ -43,6 +44,7 @@ __all__ = [
     "PushOptions",
     "Urgency",
     "check_payload_size",
+    "lone_surrogate",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,10 +63,101 @@ DEFAULT_TTL = 7 * 24 * 3600
 #: Four weeks, the longest TTL FCM and autopush keep a message.
 MAX_TTL = 28 * 24 * 3600
 MAX_URL_LENGTH = 2048
+#: Deepest nesting of lists and objects in ``Notification.data`` (a push payload is at
+#: most 3993 bytes: real data needs a few levels; more is a mistake or an attack).
+MAX_DATA_DEPTH = 32
 
 Urgency = Literal["very-low", "low", "normal", "high"]
 _URGENCIES: tuple[str, ...] = get_args(Urgency)
 _TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def lone_surrogate(text: str) -> str | None:
+    """Describe the first character of ``text`` that UTF-8 cannot encode (a lone surrogate
+    such as ``"\\ud800"``, left by ``errors="surrogateescape"`` decoding), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"{text[exc.start]!r} at position {exc.start}"
+    return None
+
+
+def _check_utf8(value: str, name: str, code: str) -> None:
+    problem = lone_surrogate(value)
+    if problem:
+        raise ValidationError(
+            f"holds {problem}, a lone surrogate that cannot be sent as UTF-8; pass valid "
+            "Unicode text (was it decoded with errors='surrogateescape'?)",
+            field=name,
+            code=code,
+        )
+
+
+#: (parent path, key, container): built cheaply per member, spelt out only on error.
+_Path = tuple[Any, Any, object] | None
+
+
+def _spell(path: _Path) -> str:
+    keys: list[Any] = []
+    while path is not None:
+        path, key, _ = path
+        keys.append(key)
+    out = "data"
+    for key in reversed(keys):
+        out += f".{key}" if isinstance(key, str) else f"[{key!r}]"
+    return out.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_data(value: object) -> None:
+    """``data`` as JSON will take it: nested at most ``MAX_DATA_DEPTH`` levels (deeper
+    would exhaust the stack in ``json.dumps``), every string valid Unicode. Walked without
+    recursion; other problems (sets, bytes, NaN, cycles) are left to ``json.dumps``."""
+    stack: list[tuple[object, int, _Path]] = [(value, 0, None)]
+    while stack:
+        v, depth, path = stack.pop()
+        if isinstance(v, str):
+            problem = lone_surrogate(v)
+            if problem:
+                raise ValidationError(
+                    f"{_spell(path)} holds {problem}, a lone surrogate that cannot be sent "
+                    "as UTF-8; pass valid Unicode text",
+                    field="data",
+                    code="invalid_data",
+                )
+            continue
+        if not isinstance(v, dict | list | tuple):
+            continue
+        if depth >= MAX_DATA_DEPTH:
+            node, seen = path, {id(v)}
+            while node is not None:
+                node, _, container = node
+                if id(container) in seen:
+                    raise ValidationError(
+                        "contains itself (a circular reference); JSON needs a tree",
+                        field="data",
+                        code="invalid_data",
+                    )
+                seen.add(id(container))
+            raise ValidationError(
+                f"is nested too deeply: lists and objects may be nested at most "
+                f"{MAX_DATA_DEPTH} levels (a push carries at most {MAX_PAYLOAD_BYTES} bytes; "
+                "send an id and fetch the details when the notification is clicked)",
+                field="data",
+                code="invalid_data",
+            )
+        if isinstance(v, dict):
+            for k, item in v.items():
+                problem = lone_surrogate(k) if isinstance(k, str) else None
+                if problem:
+                    raise ValidationError(
+                        f"a member name in {_spell(path)} holds {problem}, a lone surrogate "
+                        "that cannot be sent as UTF-8; pass valid Unicode text",
+                        field="data",
+                        code="invalid_data",
+                    )
+                stack.append((item, depth + 1, (path, k, v)))
+        else:
+            stack.extend((item, depth + 1, (path, i, v)) for i, item in enumerate(v))
 
 
 def check_payload_size(payload: bytes) -> None:
@@ -92,6 +185,7 @@ def _check_url(value: object, name: str) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise ValidationError("must be a non-empty string or None", field=name, code="invalid_url")
+    _check_utf8(value, name, "invalid_url")
     if len(value) > MAX_URL_LENGTH:
         raise ValidationError(
             f"is longer than {MAX_URL_LENGTH} characters", field=name, code="invalid_url"
@@ -122,6 +216,7 @@ def _check_text(value: object, name: str, *, required: bool = False) -> str | No
         raise ValidationError("must be a string", field=name, code="invalid_text")
     if required and not value.strip():
         raise ValidationError("is required and must not be blank", field=name, code="missing_text")
+    _check_utf8(value, name, "invalid_text")
     return value
 
 
@@ -142,6 +237,7 @@ class NotificationAction:
                     field=f"actions.{name}",
                     code="invalid_action",
                 )
+            _check_utf8(value, f"actions.{name}", "invalid_action")
         _check_url(self.icon, "actions.icon")
 
     def to_json(self) -> dict[str, str]:
@@ -172,9 +268,14 @@ def _coerce_action(value: object, index: int) -> NotificationAction:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=True, unsafe_hash=False, slots=True)
 class Notification:
-    """A notification as our service worker shows it. Validated on construction."""
+    """A notification as our service worker shows it. Validated on construction.
+
+    Not hashable (``data`` is usually a dict): ``hash()`` says so for the whole object.
+    """
+
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
     title: str
     body: str | None = None
@@ -231,11 +332,12 @@ class Notification:
             raise ValidationError(
                 "must be milliseconds since the epoch", field="timestamp", code="invalid_timestamp"
             )
+        _check_data(self.data)
         try:
             payload = json.dumps(
                 self._to_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode("utf-8")
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:  # only data can fail: the rest is checked
             raise ValidationError(
                 f"must be JSON-serialisable ({exc})", field="data", code="invalid_data"
             ) from None
@@ -327,10 +429,24 @@ class PushOptions:
                 "must be a whole number of seconds", field="ttl", code="invalid_ttl"
             )
         if not 1 <= ttl <= MAX_TTL:
+            # str() of an int above 4300 digits raises ValueError: never format one.
+            shown = str(ttl) if -(10**15) < ttl < 10**15 else (
+                f"a {'negative ' if ttl < 0 else ''}number of 16 digits or more"
+            )
+            if ttl == 0:
+                why = (
+                    "0 is refused because Edge's push service (WNS) answers TTL 0 with 400 "
+                    "-- use e.g. 60 for 'deliver now or drop'"
+                )
+            elif ttl < 0:
+                why = f"got {shown}: a time to live cannot be negative"
+            else:
+                why = (
+                    f"got {shown}: push services (FCM, autopush) keep a message at most "
+                    f"{MAX_TTL} seconds"
+                )
             raise ValidationError(
-                f"must be between 1 and {MAX_TTL} seconds (28 days); 0 is refused because "
-                "Edge's push service (WNS) answers TTL 0 with 400 -- use e.g. 60 for "
-                "'deliver now or drop'",
+                f"must be between 1 and {MAX_TTL} seconds (28 days); {why}",
                 field="ttl",
                 code="invalid_ttl",
             )
