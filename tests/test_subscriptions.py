@@ -640,3 +640,82 @@ def test_event_batch_names_the_bad_item() -> None:
         with pytest.raises(ValidationError) as info:
             parse_opt_in_events(bad)
         assert info.value.code == "invalid_events"
+
+
+# --------------------------------------------------------------------------- newcomer's bad input
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "code"),
+    [
+        ("https://fcm.googleapis.com:8443/fcm/send/x", "endpoint_port_not_allowed"),
+        ("https://web.push.apple.com:80/abc", "endpoint_port_not_allowed"),
+        ("https://fcm.googleapis.com", "invalid_endpoint"),
+        ("https://fcm.googleapis.com/", "invalid_endpoint"),
+        ("https://fcm.googleapis.com?token=x", "invalid_endpoint"),
+        ("https://updates.push.services.mozilla.com/", "invalid_endpoint"),
+    ],
+)
+def test_a_port_or_a_missing_path_is_refused(endpoint: str, code: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_endpoint(endpoint)
+    assert info.value.code == code and info.value.field == "endpoint"
+    assert ("port" if code == "endpoint_port_not_allowed" else "no path") in info.value.message
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [FCM, FCM_VAPID, GCM, MOZILLA, APPLE, WNS,
+     "https://updates-autopush.push.services.mozilla.com/wpush/v1/abc",
+     "https://wns2-by3p.notify.windows.com/w/?token=BQYAAA%3d%3d",
+     "https://fcm.googleapis.com:443/fcm/send/x"],  # the default port, spelt out
+)
+def test_real_endpoint_formats_still_pass(endpoint: str) -> None:
+    assert parse_endpoint(endpoint).lower() == endpoint.lower()
+
+
+def test_loopback_endpoints_keep_their_port_and_may_have_no_path() -> None:
+    dev = EndpointPolicy(allow_localhost_http=True)
+    assert parse_endpoint("http://localhost:8090/", dev) == "http://localhost:8090/"
+
+
+def test_an_unknown_host_names_the_owners_setting() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_endpoint("https://push.example.org/abc")
+    assert "push_hosts" in info.value.message and "WEBPUSH_PUSH_HOSTS" in info.value.message
+    assert "EndpointPolicy" not in info.value.message
+
+
+@pytest.mark.parametrize("pattern", ["*.co.uk", "*.com.au", "*.co.jp", "*.github.io", "*.uk"])
+def test_policy_refuses_wildcards_over_public_suffixes(pattern: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        EndpointPolicy(allowed_hosts=(pattern,))
+    assert "public suffix" in info.value.allowed or "two labels" in info.value.allowed
+
+
+def test_policy_accepts_wildcards_over_an_owned_domain() -> None:
+    policy = EndpointPolicy(allowed_hosts=("*.example.co.uk", "*.example.com"))
+    assert parse_endpoint("https://push.example.co.uk/x", policy)
+    with pytest.raises(ValidationError):
+        parse_endpoint("https://other.co.uk/x", policy)
+
+
+def test_a_lone_surrogate_in_an_endpoint_is_called_non_ascii() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_endpoint("https://fcm.googleapis.com/fcm/send/\ud800")
+    assert "non-ASCII" in info.value.message and "control" not in info.value.message
+    with pytest.raises(ValidationError) as info:
+        parse_endpoint("https://fcm.googleapis.com/fcm/send/a b")
+    assert "spaces" in info.value.message and "non-ASCII" not in info.value.message
+
+
+def test_event_detail_with_a_lone_surrogate_or_deep_nesting_says_so() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_opt_in_event({"type": "prompt_shown", "detail": {"k": "\udcff"}})
+    assert info.value.field == "detail" and "lone surrogate" in info.value.message
+    str(info.value).encode("utf-8")
+    deep: object = 1
+    for _ in range(100_000):
+        deep = {"k": deep}
+    with pytest.raises(ValidationError, match="nested too deeply"):
+        parse_opt_in_event({"type": "prompt_shown", "detail": deep})

@@ -15,6 +15,11 @@ Decisions worth knowing:
 * Loopback endpoints (``localhost``, ``127.0.0.1``, ``[::1]``, explicit port required) are
   admitted only when the policy sets ``allow_localhost_http``; they bypass the host
   allowlist, since they exist for local push-service emulators in development and tests.
+* Other endpoints are ``https://`` on a host of the allowlist, with no port but 443 and
+  a path of their own: real push endpoints (FCM, Mozilla autopush, Apple, WNS) always
+  look like that, and a bare host or another port is a mistake or a probe.
+* Host patterns: ``*.suffix`` needs two labels and no well-known public suffix
+  (``*.com`` and ``*.co.uk`` would admit every site registered under them).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "detail_json",
+    "host_pattern_problem",
     "parse_auth",
     "parse_endpoint",
     "parse_opt_in_event",
@@ -146,23 +152,87 @@ class Subscription:
         }
 
 
+#: Common two-label public suffixes (second-level registries and shared hosting): a
+#: wildcard over one of them (``*.co.uk``) would admit every site registered under it.
+#: Not the whole Public Suffix List, which would be a dependency; ``*.com``-like single
+#: labels are refused by the two-label rule.
+PUBLIC_SUFFIXES: Final = frozenset(
+    f"{second}.{tld}"
+    for tld, seconds in {
+        "uk": "co org me ltd plc net sch ac gov nhs police",
+        "au": "com net org edu gov asn id",
+        "jp": "co ne or ac go ad ed gr lg",
+        "nz": "co org net ac govt geek school",
+        "za": "co org net ac gov web",
+        "br": "com net org gov edu art",
+        "cn": "com net org gov edu ac",
+        "hk": "com net org gov edu idv",
+        "tw": "com net org gov edu idv",
+        "in": "co net org firm gen ind ac edu gov",
+        "kr": "co or ne ac go re",
+        "il": "co org net ac gov",
+        "id": "co or web ac go",
+        "th": "co or in ac go",
+        "sg": "com net org edu gov",
+        "my": "com net org edu gov",
+        "ph": "com net org edu gov",
+        "vn": "com net org edu gov",
+        "mx": "com net org edu gob",
+        "ar": "com net org edu gob",
+        "co": "com net org edu gov",
+        "pe": "com net org edu gob",
+        "tr": "com net org edu gov",
+        "ua": "com net org edu gov",
+        "pl": "com net org edu gov",
+        "es": "com org nom edu gob",
+        "at": "co or ac gv",
+        "eg": "com net org edu gov",
+        "ng": "com net org edu gov",
+        "ke": "co or ne ac go",
+        "sa": "com net org edu gov",
+        "ae": "co net org ac gov",
+        "ru": "com net org",
+        "com": "github herokuapp appspot blogspot amazonaws cloudfront firebaseapp",
+        "io": "github gitlab",
+        "net": "azurewebsites cloudfront",
+        "app": "netlify vercel web",
+        "dev": "pages workers",
+    }.items()
+    for second in seconds.split()
+)
+_HOST_PATTERN_HINT: Final = "an exact host (push.example.com) or *.suffix (*.push.example.com)"
+
+
+def host_pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be a push-service host pattern, or None when it can.
+
+    The one rule for ``EndpointPolicy`` and the ``push_hosts`` setting: an exact host,
+    or ``*.`` and a suffix of at least two labels that is not a public suffix
+    (``*.example.com`` yes; ``*.com``, ``*.co.uk`` no).
+    """
+    text = pattern.strip().lower()
+    wildcard = text.startswith("*.")
+    host = text[2:] if wildcard else text
+    labels = host.split(".")
+    if not all(_LABEL_RE.fullmatch(label) for label in labels):
+        return f"use {_HOST_PATTERN_HINT}"
+    if wildcard and len(labels) < 2:
+        return (f"*.{host} would admit every .{host} host as a push service: a wildcard "
+                "needs a suffix of at least two labels, such as *.push.example.com")
+    if wildcard and host in PUBLIC_SUFFIXES:
+        return (f"{host} is a public suffix shared by unrelated sites, so *.{host} would "
+                "admit all of them as push services: name your push service's own domain, "
+                f"such as *.push.example.{host}")
+    return None
+
+
 def _check_host_pattern(pattern: object) -> str:
     if not isinstance(pattern, str):
         raise ConfigError("allowed_hosts", pattern, "each entry must be a host name string")
-    text = pattern.strip().lower()
-    host = text[2:] if text.startswith("*.") else text
-    labels = host.split(".")
-    if not all(_LABEL_RE.fullmatch(label) for label in labels):
-        raise ConfigError(
-            "allowed_hosts",
-            pattern,
-            "use an exact host (push.example.com) or *.suffix (*.example.com)",
-        )
-    if text.startswith("*.") and len(labels) < 2:
-        raise ConfigError(
-            "allowed_hosts", pattern, "a wildcard needs a suffix of at least two labels"
-        )
-    return text
+    problem = host_pattern_problem(pattern)
+    if problem:
+        raise ConfigError("allowed_hosts", pattern, problem)
+    return pattern.strip().lower()
 
 
 @dataclass(frozen=True)
@@ -256,10 +326,19 @@ def parse_endpoint(
             "endpoint_too_long",
             field_name,
         )
-    if not value.isascii() or _BAD_ENDPOINT_CHAR_RE.search(value):
+    if not value.isascii():
+        # Browsers give endpoints percent-encoded: raw non-ASCII (or a lone surrogate
+        # such as "\ud800", which a JSON body can carry) is never one.
         raise _bad_endpoint(
-            "contains spaces, control characters, backslashes or non-ASCII characters; "
-            "post subscription.endpoint exactly as the browser gives it",
+            "contains non-ASCII characters; post subscription.endpoint exactly as the "
+            "browser gives it (an ASCII URL)",
+            "invalid_endpoint",
+            field_name,
+        )
+    if _BAD_ENDPOINT_CHAR_RE.search(value):
+        raise _bad_endpoint(
+            "contains spaces, control characters or backslashes; post "
+            "subscription.endpoint exactly as the browser gives it",
             "invalid_endpoint",
             field_name,
         )
@@ -309,9 +388,25 @@ def parse_endpoint(
             raise _bad_endpoint("has an invalid host name", "invalid_endpoint", field_name)
         if not policy.allows_host(host):
             raise _bad_endpoint(
-                f"host {host!r} is not a known push service; if you run your own push "
-                "service, add its host with EndpointPolicy.with_hosts(...)",
+                f"host {host!r} is not a known push service (the site owner can add one "
+                "with the push_hosts setting, WEBPUSH_PUSH_HOSTS)",
                 "endpoint_host_not_allowed",
+                field_name,
+            )
+        # Push services (FCM, autopush, Apple, WNS) answer on 443 and give each
+        # subscription its own path: another port or no path is not a push endpoint.
+        if port is not None and port != 443:
+            raise _bad_endpoint(
+                f"must not name port {port}: push service endpoints use the default https "
+                "port; post subscription.endpoint exactly as the browser gives it",
+                "endpoint_port_not_allowed",
+                field_name,
+            )
+        if parts.path in ("", "/"):
+            raise _bad_endpoint(
+                "has no path: a push endpoint is the full URL the browser gives "
+                "(https://host/path-of-this-subscription), not the push service's address",
+                "invalid_endpoint",
                 field_name,
             )
     prefix_len = len(parts.scheme) + 3 + len(parts.netloc)
@@ -456,10 +551,24 @@ def detail_json(detail: object, field_name: str = "detail") -> str | None:
         text = json.dumps(
             detail, ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
         )
-        size = len(text.encode("utf-8"))
-    except (TypeError, ValueError, RecursionError, UnicodeEncodeError):
+    except RecursionError:
+        raise ValidationError(
+            "is nested too deeply; keep it to a few levels of objects and arrays",
+            field=field_name,
+            code="invalid_detail",
+        ) from None
+    except (TypeError, ValueError):
         raise ValidationError(
             "must be plain JSON (objects, arrays, strings, finite numbers, booleans, null)",
+            field=field_name,
+            code="invalid_detail",
+        ) from None
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"holds text that is not valid Unicode ({text[exc.start]!r}, a lone surrogate "
+            "from a \\ud800-\\udfff escape without its pair); send well-formed strings",
             field=field_name,
             code="invalid_detail",
         ) from None
