@@ -178,7 +178,7 @@ def test_from_toml(tmp_path: Path) -> None:
     path = tmp_path / "webpush.toml"
     path.write_text(
         '[moengage]\napp_id = "APP1"\ndata_center = "dc_2"\ndebug = true\n'
-        '[manifest]\nname = "Shop"\ngcm_sender_id = 540868316921\n'
+        '[manifest]\nname = "Shop"\ngcm_sender_id = "540868316921"\n'
         'icons = [{src = "/i.png", sizes = "192x192"}]\n'
         '[manifest.extra]\nlang = "en"\n'
         '[worker]\nimport_scripts = ["/own.js"]\n',
@@ -272,3 +272,140 @@ def test_lists_are_kept_as_tuples() -> None:
                  sw_import_scripts=["/extra.js"])  # type: ignore[arg-type]
     assert s.push_hosts == ("push.example.com",) and s.sw_import_scripts == ("/extra.js",)
     assert s == Settings(push_hosts=("push.example.com",), sw_import_scripts=("/extra.js",))
+
+
+# --- bad input found by a newcomer -------------------------------------------------------
+
+
+def _string_options() -> list[str]:
+    """Every setting whose value is a string (or unset)."""
+    return [f.name for f in iter_options()
+            if isinstance(f.default, str) or (f.default is None and f.name != "manifest_extra")]
+
+
+@pytest.mark.parametrize("name", _string_options())
+def test_every_string_setting_refuses_a_lone_surrogate_naming_itself(name: str) -> None:
+    # Appended to a valid value where there is one, so only the surrogate is wrong.
+    valid = {"vapid_subject": "mailto:push@shop-example.com", "moengage_sdk_url":
+             "https://cdn.example.com/sdk.js", "manifest_theme_color": "white",
+             "manifest_background_color": "white", "gcm_sender_id": "1"}
+    base = valid.get(name, getattr(Settings(), name) or "x")
+    with pytest.raises(ConfigError) as info:
+        Settings(**{name: base + "\ud800"})
+    assert info.value.key == name
+    assert "lone surrogate" in info.value.allowed
+    str(info.value).encode("utf-8")  # printable: the surrogate is shown escaped
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"manifest_extra": {"x": "\udcff"}}, "manifest_extra.x"),
+        ({"manifest_extra": {"a": {"b": ["ok", "\ud800"]}}}, "manifest_extra.a.b[1]"),
+        ({"manifest_extra": {"k\ud800": 1}}, "manifest_extra.k\\ud800"),
+        ({"manifest_icons": [{"src": "/i\ud800.png"}]}, "manifest_icons[0].src"),
+        ({"sw_import_scripts": ["/a.js", "/b\udfff.js"]}, "sw_import_scripts[1]"),
+        ({"push_hosts": ["push\ud800.example.com"]}, "push_hosts[0]"),
+    ],
+)
+def test_lone_surrogates_inside_lists_and_tables_are_refused_by_path(
+    options: dict[str, object], key: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings(**options)  # type: ignore[arg-type]
+    assert info.value.key == key
+    assert "lone surrogate" in info.value.allowed
+    str(info.value).encode("utf-8")
+
+
+def test_a_deeply_nested_manifest_extra_is_a_config_error() -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ConfigError, match="nested less deeply") as info:
+        Settings(manifest_extra={"x": deep})
+    assert info.value.key == "manifest_extra.x"
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "allowed"),
+    [
+        ('[moengage]\ndebug = "yes"\n', "[moengage] debug", "without quotes"),
+        ('[moengage]\ndebug = "false"\n', "[moengage] debug", "without quotes"),
+        ('[head]\ninject_head = "off"\n', "[head] inject_head", "true or false"),
+        ("[moengage]\napp_id = 123\n", "[moengage] app_id", 'in quotes, "123"'),
+        ("[manifest]\ngcm_sender_id = 540868316921\n", "[manifest] gcm_sender_id",
+         'in quotes, "540868316921"'),
+        ('[store]\nmax_body_bytes = "2048"\n', "[store] max_body_bytes", "without quotes"),
+        ('[store]\npush_hosts = "push.example.com"\n', "[store] push_hosts", "TOML array"),
+        ('[manifest]\nextra = \'{"lang": "en"}\'\n', "[manifest] extra", "TOML table"),
+    ],
+)
+def test_toml_values_must_have_their_type(
+    tmp_path: Path, toml: str, key: str, allowed: str
+) -> None:
+    path = tmp_path / "webpush.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Settings.from_toml(path)
+    assert info.value.key == f"{path}: {key}"
+    assert allowed in info.value.allowed
+
+
+def test_flask_config_strings_from_the_environment_are_still_read() -> None:
+    s = Settings.from_flask_config({"WEBPUSH_MOENGAGE_DEBUG": "false",
+                                    "WEBPUSH_INJECT_HEAD": "off",
+                                    "WEBPUSH_MAX_BODY_BYTES": "2048",
+                                    "WEBPUSH_MOENGAGE_APP_ID": 123,
+                                    "WEBPUSH_PUSH_HOSTS": "a.example.com, b.example.com"})
+    assert (s.moengage_debug, s.inject_head, s.max_body_bytes) == (False, False, 2048)
+    assert s.moengage_app_id == "123"
+    assert s.push_hosts == ("a.example.com", "b.example.com")
+    assert Settings.from_mapping({"moengage_debug": "yes"}).moengage_debug is True
+
+
+def test_a_member_error_from_flask_config_keeps_its_member_path() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_flask_config({"WEBPUSH_MANIFEST_EXTRA": {"name": "x"}})
+    assert info.value.key == "WEBPUSH_MANIFEST_EXTRA.name"
+    with pytest.raises(ConfigError) as info:
+        Settings.from_flask_config({}, {"manifest_icons": [{"src": "javascript:x"}]})
+    assert info.value.key == "manifest_icons[0].src"
+
+
+def test_from_toml_names_a_directory_or_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="a directory, not a settings file") as info:
+        Settings.from_toml(tmp_path)
+    assert info.value.value == str(tmp_path)
+    binary = tmp_path / "w.toml"
+    binary.write_bytes(b"[moengage]\napp_id = \"\xff\"\n")
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        Settings.from_toml(binary)
+
+
+@pytest.mark.parametrize("host", ["*.com", "*.co.uk", "*.com.au", "*.co.jp", "*.github.io",
+                                  "*.", "*", "push.*.example.com"])
+def test_a_push_host_wildcard_must_name_a_domain_of_its_own(host: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings(push_hosts=[host])  # type: ignore[arg-type]
+    assert info.value.key == "push_hosts[0]"
+
+
+def test_wildcards_over_a_real_domain_are_accepted() -> None:
+    hosts = ("*.example.com", "*.push.example.com", "*.example.co.uk", "push.example.com")
+    assert Settings(push_hosts=hosts).push_hosts == hosts
+
+
+def test_wildcard_refusal_says_why() -> None:
+    with pytest.raises(ConfigError, match=r"every \.com host") as info:
+        Settings(push_hosts=["*.com"])  # type: ignore[arg-type]
+    assert "at least two labels" in info.value.allowed
+    with pytest.raises(ConfigError, match="public suffix"):
+        Settings(push_hosts=["*.co.uk"])  # type: ignore[arg-type]
+
+
+def test_settings_are_explicitly_unhashable() -> None:
+    for s in (Settings(), Settings(manifest_icons=[{"src": "/i.png"}])):  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="unhashable type: 'Settings'"):
+            hash(s)
+    assert Settings() == Settings()  # equality still compares the values

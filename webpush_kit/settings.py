@@ -22,11 +22,13 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from webpush_kit._net import is_loopback_host
 from webpush_kit.errors import ConfigError
+from webpush_kit.messages import lone_surrogate
+from webpush_kit.subscriptions import host_pattern_problem
 from webpush_kit.vapid import check_subject
 
 log = logging.getLogger("webpush_kit")
@@ -88,9 +90,15 @@ def _opt_factory(section: str, doc: str, factory: Any) -> Any:
     return field(default_factory=factory, metadata={"section": section, "doc": doc})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=True, unsafe_hash=False)
 class Settings:
-    """Everything webpush_kit needs to know about a site. Immutable once validated."""
+    """Everything webpush_kit needs to know about a site. Immutable once validated.
+
+    Not hashable: ``manifest_icons`` and ``manifest_extra`` hold dicts, so ``hash()``
+    says ``unhashable type: 'Settings'`` instead of failing on a member.
+    """
+
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]
 
     # --- MoEngage -----------------------------------------------------------------------
     moengage_app_id: str | None = _opt(
@@ -205,17 +213,27 @@ class Settings:
     # --- construction -------------------------------------------------------------------
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "") -> Settings:
-        """Build from ``{field_name: value}``, refusing unknown names with a suggestion."""
+    def from_mapping(
+        cls, values: Mapping[str, Any], *, source: str = "", strict: bool = False
+    ) -> Settings:
+        """Build from ``{field_name: value}``, refusing unknown names with a suggestion.
+
+        Without ``strict``, strings are converted to the declared types (``"true"``,
+        ``"3600"``, ``"/a.js, /b.js"``, JSON for icons): the values of Flask config often
+        come from environment variables. With ``strict`` (a TOML file, whose values have
+        real types) a value must already have its type: ``debug = "yes"`` or
+        ``app_id = 123`` is refused instead of being read as a boolean or a string.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
-            if key not in names:
-                hint = difflib.get_close_matches(key, sorted(names), n=1)
+            if not isinstance(key, str) or key not in names:
+                shown = _shown(key)
+                hint = difflib.get_close_matches(shown, sorted(names), n=1)
                 allowed = f"did you mean {hint[0]!r}?" if hint else "unknown setting"
-                raise ConfigError(f"{source}{key}", value, allowed)
+                raise ConfigError(f"{source}{shown}", value, allowed)
             kwargs[key] = value
-        return cls(**_coerce_all(kwargs, source))
+        return cls(**_coerce_all(kwargs, source, strict=strict))
 
     @classmethod
     def from_flask_config(
@@ -230,23 +248,41 @@ class Settings:
         try:
             return cls.from_mapping(values)
         except ConfigError as exc:
-            # Name the key the way the owner wrote it.
-            if exc.key in (overrides or {}):
+            # Name the key the way the owner wrote it (a member path such as
+            # manifest_extra.x or manifest_icons[0].src keeps its member names).
+            base = re.split(r"[\[.]", exc.key, maxsplit=1)[0]
+            if base in (overrides or {}):
                 raise
             allowed = re.sub(r"did you mean '(\w+)'",
                              lambda m: f"did you mean {CONFIG_PREFIX}{m.group(1).upper()}",
                              exc.allowed)
-            raise ConfigError(CONFIG_PREFIX + exc.key.upper(), exc.value, allowed) from None
+            raise ConfigError(CONFIG_PREFIX + base.upper() + exc.key[len(base):], exc.value,
+                              allowed) from None
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Settings:
         """Read a settings file written by ``webpush-kit init``: ``[section] key = value``."""
         p = Path(path)
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError("--config", str(p), "no such file; create one with "
                               "`webpush-kit init`") from None
+        except IsADirectoryError:
+            raise ConfigError("--config", str(p), "a directory, not a settings file; give "
+                              "the path of the TOML file (e.g. webpush.toml) that "
+                              "`webpush-kit init` wrote") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError("--config", str(p), f"not a UTF-8 text file (byte "
+                              f"{exc.start}); a settings file is UTF-8 TOML") from None
+        except OSError as exc:  # permission denied, a directory on Windows, ...
+            if p.is_dir():
+                raise ConfigError("--config", str(p), "a directory, not a settings file; "
+                                  "give the path of the TOML file") from None
+            raise ConfigError("--config", str(p), f"cannot read the file "
+                              f"({exc.strerror or exc})") from None
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(p), "(file)", f"not valid TOML: {exc}") from None
         return cls.from_toml_data(data, source=f"{p}: ")
@@ -270,7 +306,7 @@ class Settings:
                                       f"did you mean {hint[0]}?" if hint else "unknown setting")
                 values[name] = value
         try:
-            return cls.from_mapping(values)
+            return cls.from_mapping(values, strict=True)
         except ConfigError as exc:
             base = re.split(r"[\[.]", exc.key, maxsplit=1)[0]
             fld = _field(base)
@@ -366,11 +402,19 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _coerce_all(values: Mapping[str, Any], source: str) -> dict[str, Any]:
-    return {k: _coerce(k, v, source) for k, v in values.items()}
+def _coerce_all(
+    values: Mapping[str, Any], source: str, *, strict: bool = False
+) -> dict[str, Any]:
+    return {k: _coerce(k, v, source, strict=strict) for k, v in values.items()}
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
+def _coerce(name: str, value: Any, source: str, *, strict: bool = False) -> Any:
+    """Give ``value`` the declared type of setting ``name``.
+
+    Not ``strict`` (Flask config, often from environment variables): strings are read
+    as booleans, numbers, comma-separated lists or JSON. ``strict`` (TOML, whose values
+    are typed): only the value's own type is accepted, with a hint on how to write it.
+    """
     f = _field(name)
     if f is None:
         return value
@@ -379,18 +423,29 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
+        if strict:
+            hint = (f"true or false without quotes (TOML booleans; {value!r} is a string)"
+                    if isinstance(value, str) else "true or false")
+            raise ConfigError(key, value, hint)
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise ConfigError(key, value, "true or false")
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ConfigError(key, value, "a whole number")
+        if strict and isinstance(value, str):
+            raise ConfigError(key, value, "a whole number without quotes (TOML integers; "
+                              f"{value!r} is a string)")
         try:
             return int(value)
         except ValueError:
             raise ConfigError(key, value, "a whole number") from None
     if isinstance(default, tuple):
         if isinstance(value, str):
+            if strict:
+                example = ('[{src = "/icon-192.png", sizes = "192x192"}]'
+                           if name == "manifest_icons" else '["first", "second"]')
+                raise ConfigError(key, value, f"a TOML array such as {example}, not a string")
             value = [v.strip() for v in value.split(",") if v.strip()] if name != \
                 "manifest_icons" else _json_value(key, value)
         if not isinstance(value, (list, tuple)):
@@ -400,18 +455,29 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return tuple(value)
     if name == "manifest_extra":
         if isinstance(value, str):
+            if strict:
+                raise ConfigError(key, value, "a TOML table of manifest members such as "
+                                  '[manifest.extra] lang = "en", not a string')
             value = _json_value(key, value)
         if not isinstance(value, Mapping):
             raise ConfigError(key, value, "a table / dict of manifest members")
         return dict(value)
     if value is not None and not isinstance(value, str):
-        # Numbers are common for ids in TOML (gcm_sender_id = 540868316921).
         if isinstance(value, int) and not isinstance(value, bool):
+            if strict:
+                # TOML has strings: an unquoted number is a number, not an id.
+                raise ConfigError(key, value, f'a string: write it in quotes, "{value}"')
+            # Flask config may hold an id as a number (WEBPUSH_GCM_SENDER_ID = 540868316921).
             return str(value)
         raise ConfigError(key, value, "a string")
     if isinstance(value, str) and value == "" and default is None:
         return None
     return value
+
+
+def _shown(key: object) -> str:
+    """A name safe to print in a message: lone surrogates escaped, not raised."""
+    return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _json_value(key: str, text: str) -> Any:
@@ -462,6 +528,53 @@ def _check_types(s: Settings) -> None:
                 raise ConfigError(f.name, v, f"a list of {what}, not a single value")
         elif default is None and v is not None and not isinstance(v, str):
             raise ConfigError(f.name, v, "a string, or unset")
+        _check_utf8(f.name, v)
+
+
+def _check_utf8(name: str, value: object) -> None:
+    """Text settings end up in UTF-8 files and headers: a lone surrogate (``"\\ud800"``,
+    what ``errors="surrogateescape"`` decoding leaves) cannot be written, so it is refused
+    here, naming the setting, instead of failing every request that serves it."""
+    if isinstance(value, str):
+        items: list[tuple[str, object]] = [(name, value)]
+    elif isinstance(value, tuple):
+        items = [(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return  # manifest_extra (any JSON value) is checked with its members
+    for key, v in items:
+        members = v.items() if isinstance(v, Mapping) else [(None, v)]
+        for member, text in members:
+            where = key if member is None else f"{key}.{_shown(member)}"
+            for part in (member, text):
+                problem = lone_surrogate(part) if isinstance(part, str) else None
+                if problem:
+                    raise ConfigError(where, part, _utf8_allowed(problem))
+
+
+def _utf8_allowed(problem: str) -> str:
+    return (f"text that can be written as UTF-8; it holds {problem} (a lone surrogate, "
+            "often left by decoding bytes with errors='surrogateescape'): fix the value")
+
+
+def _find_surrogate(name: str, value: Any) -> None:
+    """The first string (member name or value) in a JSON value that is not valid Unicode,
+    raised as a ConfigError naming its path. ``value`` has passed ``json.dumps``, so it is
+    finite and free of cycles; walked without recursion."""
+    stack: list[tuple[str, Any]] = [(name, value)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            problem = lone_surrogate(v)
+            if problem:
+                raise ConfigError(where, v, _utf8_allowed(problem))
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if isinstance(k, str) and lone_surrogate(k):
+                    raise ConfigError(f"{where}.{_shown(k)}", k,
+                                      _utf8_allowed(lone_surrogate(k) or ""))
+                stack.append((f"{where}.{_shown(k)}", item))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(v))
 
 
 def _validate(s: Settings) -> None:
@@ -542,13 +655,21 @@ def _validate(s: Settings) -> None:
     if not isinstance(s.manifest_extra, Mapping):
         raise ConfigError("manifest_extra", s.manifest_extra, "a dict of manifest members")
     for k, v in s.manifest_extra.items():
+        where = f"manifest_extra.{_shown(k)}"
         if k in DEDICATED_MEMBERS:
-            raise ConfigError(f"manifest_extra.{k}", v,
+            raise ConfigError(where, v,
                               f"set it with the {DEDICATED_MEMBERS[k]} setting instead")
         try:
-            json.dumps(v, allow_nan=False)
+            text = json.dumps({k: v}, allow_nan=False, ensure_ascii=False)
+        except RecursionError:
+            raise ConfigError(where, "<deeply nested value>", "a JSON value nested less "
+                              "deeply (a manifest member needs a few levels at most)") from None
         except (TypeError, ValueError):
-            raise ConfigError(f"manifest_extra.{k}", v, "a JSON value") from None
+            raise ConfigError(where, v, "a JSON value") from None
+        problem = lone_surrogate(text)
+        if problem:
+            _find_surrogate("manifest_extra", {k: v})  # names the member's path
+            raise ConfigError(where, v, _utf8_allowed(problem))  # (not reached)
     if s.gcm_sender_id is not None and not _SENDER_ID_RE.fullmatch(s.gcm_sender_id):
         raise ConfigError("gcm_sender_id", s.gcm_sender_id,
                           "the numeric sender id from the MoEngage dashboard "
@@ -560,8 +681,11 @@ def _validate(s: Settings) -> None:
                           "required with vapid_private_key: the contact push services see in "
                           "every push, a real mailto: address or https: URL of your site")
     for i, host in enumerate(s.push_hosts):
-        if not isinstance(host, str) or not re.fullmatch(r"(\*\.)?[a-z0-9.-]+", host.lower()):
+        if not isinstance(host, str):
             raise ConfigError(f"push_hosts[{i}]", host, "a host name or *.suffix")
+        problem = host_pattern_problem(host)
+        if problem:
+            raise ConfigError(f"push_hosts[{i}]", host, problem)
         if re.fullmatch(r"[0-9.]+", host):
             raise ConfigError(f"push_hosts[{i}]", host,
                               "a host name: endpoints on IP addresses are always refused "
