@@ -752,3 +752,63 @@ def test_real_sqlite_store_gets_every_outcome(
         for_alice = sender.send_to_user(store, "alice", MESSAGE)
         assert for_alice.delivered == 5
     store.dispose()
+
+
+# --------------------------------------------------------------------------- wrong options
+
+
+class ReadCountingStore(MemoryStore):
+    """Counts reads, so a refusal can be shown to come before the store is touched."""
+
+    def __init__(self, records: Sequence[Record] = ()) -> None:
+        super().__init__(records)
+        self.reads = 0
+
+    def iter_active(self, batch_size: int = 500) -> Iterator[Record]:
+        self.reads += 1
+        return super().iter_active(batch_size)
+
+    def subscriptions_for_user(self, user_id: str, *, active_only: bool = True) -> list[Record]:
+        self.reads += 1
+        return super().subscriptions_for_user(user_id, active_only=active_only)
+
+
+@pytest.mark.parametrize("options", [{"ttl": 5}, {}, 60, "ttl=5"])
+def test_options_that_are_not_push_options_are_refused_up_front(
+    service: PushService, sender: Sender, recipient: Recipient, options: object
+) -> None:
+    target = sub(service, "a", recipient)
+    store = ReadCountingStore([Record(target.endpoint, target.p256dh, target.auth, user_id="u")])
+    calls = [
+        lambda: sender.send(target, MESSAGE, options),  # type: ignore[arg-type]
+        lambda: sender.send_many([target], MESSAGE, options),  # type: ignore[arg-type]
+        lambda: sender.send_to_user(store, "u", MESSAGE, options),  # type: ignore[arg-type]
+        lambda: sender.send_to_all(store, MESSAGE, options),  # type: ignore[arg-type]
+        lambda: asyncio.run(sender.asend(target, MESSAGE, options)),  # type: ignore[arg-type]
+        lambda: asyncio.run(sender.asend_many([target], MESSAGE, options)),  # type: ignore[arg-type]
+        lambda: asyncio.run(sender.asend_to_user(store, "u", MESSAGE, options)),  # type: ignore[arg-type]
+        lambda: asyncio.run(sender.asend_to_all(store, MESSAGE, options)),  # type: ignore[arg-type]
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match=r"pass PushOptions\(\.\.\.\)") as info:
+            call()
+        assert type(options).__name__ in str(info.value)
+    assert store.reads == 0 and store.entries == []
+    assert service.requests_for("a") == []
+
+
+def test_a_dict_of_options_gets_a_hint() -> None:
+    from webpush_kit.sender import _check_options
+
+    with pytest.raises(TypeError, match=r"PushOptions\(\*\*options\)"):
+        _check_options({"ttl": 5})
+    _check_options(None)
+    _check_options(PushOptions(ttl=5))
+
+
+def test_a_str_message_with_a_lone_surrogate_is_a_validation_error(
+    service: PushService, sender: Sender, recipient: Recipient
+) -> None:
+    with pytest.raises(ValidationError, match="lone surrogate") as info:
+        sender.send(sub(service, "a", recipient), "hello \ud800")
+    assert info.value.field == "payload"

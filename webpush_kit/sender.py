@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from webpush_kit.errors import ValidationError, WebPushKitError
-from webpush_kit.messages import Notification, PushOptions, check_payload_size
+from webpush_kit.messages import Notification, PushOptions, check_payload_size, lone_surrogate
 from webpush_kit.transport import (
     AiohttpTransport,
     Http1Transport,
@@ -495,6 +495,7 @@ class Sender:
         store: OutcomeSink | None = None,
     ) -> Outcome:
         """Send one push. The outcome is also recorded in ``store`` when given."""
+        _check_options(options)
         target = (
             _target_from_json(subscription) if isinstance(subscription, Mapping) else (subscription)
         )
@@ -520,6 +521,7 @@ class Sender:
         so pass ``False`` for sources that are unique already (``send_to_all`` does) to keep
         memory flat. ``on_progress`` is called with each outcome, on the sender's loop.
         """
+        _check_options(options)
         payload = _payload_bytes(message)
         run = _Run(self, payload, self._base_headers(options), store, on_progress, dedupe)
         return await run.execute(subscriptions)
@@ -534,7 +536,8 @@ class Sender:
         on_progress: Callable[[Outcome], None] | None = None,
     ) -> Summary:
         """Send to the user's active subscriptions and record the outcomes in ``store``."""
-        payload = _payload_bytes(message)  # validate before touching the store
+        _check_options(options)  # validate before touching the store
+        payload = _payload_bytes(message)
         records = await asyncio.to_thread(store.subscriptions_for_user, user_id)
         return await self.asend_many(
             records, payload, options, store=store, on_progress=on_progress
@@ -549,6 +552,7 @@ class Sender:
         on_progress: Callable[[Outcome], None] | None = None,
     ) -> Summary:
         """Send to every active subscription, streamed from ``store`` in batches."""
+        _check_options(options)  # before the store is read
         payload = _payload_bytes(message)
         records = await asyncio.to_thread(store.iter_active, self.batch_size)
         # Endpoints are the store's unique key, so no dedupe set growing with the count.
@@ -570,6 +574,7 @@ class Sender:
         *,
         store: OutcomeSink | None = None,
     ) -> Outcome:
+        _check_options(options)
         return self._runner.run(lambda: self.asend(subscription, message, options, store=store))
 
     def send_many(
@@ -582,6 +587,7 @@ class Sender:
         on_progress: Callable[[Outcome], None] | None = None,
         dedupe: bool = True,
     ) -> Summary:
+        _check_options(options)
         return self._runner.run(
             lambda: self.asend_many(
                 subscriptions, message, options, store=store, on_progress=on_progress, dedupe=dedupe
@@ -597,6 +603,7 @@ class Sender:
         *,
         on_progress: Callable[[Outcome], None] | None = None,
     ) -> Summary:
+        _check_options(options)
         return self._runner.run(
             lambda: self.asend_to_user(store, user_id, message, options, on_progress=on_progress)
         )
@@ -609,6 +616,7 @@ class Sender:
         *,
         on_progress: Callable[[Outcome], None] | None = None,
     ) -> Summary:
+        _check_options(options)
         return self._runner.run(
             lambda: self.asend_to_all(store, message, options, on_progress=on_progress)
         )
@@ -634,7 +642,7 @@ class Sender:
     # --- one subscription ------------------------------------------------------------
 
     def _base_headers(self, options: PushOptions | None) -> dict[str, str]:
-        headers = (options or PushOptions()).headers()
+        headers = (options if options is not None else PushOptions()).headers()
         headers["Content-Type"] = "application/octet-stream"
         return headers
 
@@ -763,10 +771,31 @@ def _positive(name: str, value: object, *, integer: bool = False, zero_ok: bool 
         raise ValueError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
 
 
+def _check_options(options: object) -> None:
+    """``options`` must be a PushOptions (or None): a dict such as ``{"ttl": 5}`` would
+    otherwise fail deep inside the send, or be silently ignored when empty."""
+    if options is None or isinstance(options, PushOptions):
+        return
+    hint = " (for a dict of options: PushOptions(**options))" if isinstance(
+        options, Mapping) else ""
+    raise TypeError(
+        f"options must be PushOptions(ttl=..., urgency=..., topic=...), not "
+        f"{type(options).__name__}; pass PushOptions(...) from webpush_kit.messages{hint}"
+    )
+
+
 def _payload_bytes(message: Message) -> bytes:
     if isinstance(message, Notification):
         return message.to_payload()
     if isinstance(message, str):
+        problem = lone_surrogate(message)
+        if problem:
+            raise ValidationError(
+                f"holds {problem}, a lone surrogate that cannot be sent as UTF-8; pass "
+                "valid Unicode text",
+                field="payload",
+                code="invalid_payload",
+            )
         message = message.encode("utf-8")
     if not isinstance(message, bytes | bytearray):
         raise TypeError("message must be a Notification, bytes or str")
