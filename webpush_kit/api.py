@@ -86,6 +86,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,6 +97,7 @@ from urllib.parse import urlsplit
 
 from webpush_kit.errors import ConfigError, ValidationError
 from webpush_kit.identity import UserTokens, check_anonymous_id, check_user_id
+from webpush_kit.messages import lone_surrogate
 from webpush_kit.settings import Settings
 from webpush_kit.store import Store, SubscriptionRecord
 from webpush_kit.subscriptions import (
@@ -147,6 +149,8 @@ ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
 #: A refresh that would change nothing is not written when the row was seen this recently
 #: (the client re-syncs on every page load; ``last_seen_at`` is accurate to this much).
 REFRESH_INTERVAL: Final = timedelta(hours=1)
+#: Longest unknown action echoed in a 404 message (the rest is cut, with an ellipsis).
+_MAX_SHOWN_ACTION: Final = 80
 _JSON_TYPE_RE: Final = re.compile(r"application/json\s*(;\s*charset\s*=\s*\"?utf-8\"?\s*)?", re.I)
 
 
@@ -288,8 +292,12 @@ def _check_content_type(req: ApiRequest) -> None:
                       "Content-Type: application/json (UTF-8)")
 
 
+class _NotJson(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's json reads them, JSON has none."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise _NotJson(name)
 
 
 def _read_json(req: ApiRequest, limit: int) -> dict[str, Any]:
@@ -301,9 +309,23 @@ def _read_json(req: ApiRequest, limit: int) -> dict[str, Any]:
         raise _Reject(413, "body_too_large", f"the body is larger than {limit} bytes")
     try:
         text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Reject(400, "invalid_json", f"the body is not valid UTF-8 (byte {exc.start}); "
+                      "send JSON encoded as UTF-8") from None
+    try:
         data = json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _Reject(400, "invalid_json", "the body is not valid UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise _Reject(400, "invalid_json", f"the body is not valid JSON: {exc.msg} at line "
+                      f"{exc.lineno} column {exc.colno}") from None
+    except _NotJson as exc:
+        raise _Reject(400, "invalid_json", f"the body holds {exc}, which is not JSON; send "
+                      "finite numbers (or null)") from None
+    except RecursionError:
+        raise _Reject(400, "invalid_json", "the body's JSON is nested too deeply; the "
+                      "endpoints take a few levels of objects and arrays") from None
+    except ValueError:  # int("9" * 5000): above sys.get_int_max_str_digits()
+        raise _Reject(400, "invalid_json", "the body holds a number too large (more than "
+                      f"{sys.get_int_max_str_digits()} digits)") from None
     if not isinstance(data, dict):
         raise _Reject(400, "invalid_body", "the body must be a JSON object")
     return data
@@ -446,7 +468,9 @@ class CallbackApi:
         """Answer one request for ``action`` (the path below ``api_path``, no slash)."""
         methods = ACTIONS.get(action)
         if methods is None:
-            return error_response(404, "not_found", f"no endpoint {action!r}; see the "
+            shown = action if len(action) <= _MAX_SHOWN_ACTION else \
+                action[:_MAX_SHOWN_ACTION] + "\u2026"
+            return error_response(404, "not_found", f"no endpoint {shown!r}; see the "
                                   "webpush_kit.api documentation for the endpoints")
         method = req.method.upper()
         if method not in methods:
@@ -489,6 +513,12 @@ class CallbackApi:
             raise ValidationError("the user token was not signed by this site (it has no "
                                   "SECRET_KEY)", field="user_token", code="forged_user_token",
                                   status=403)
+        if isinstance(token, str) and lone_surrogate(token):
+            # Signed tokens are ASCII; checked here because the signature check would
+            # fail on encoding it (UnicodeEncodeError) instead of refusing it.
+            raise ValidationError("expected the user token the page was rendered with (this "
+                                  "one holds a lone surrogate, so it is not one)",
+                                  field="user_token", code="invalid_user_token", status=403)
         user_id = tokens.verify(token)
         if claimed is not None and claimed != user_id:
             raise ValidationError("names another user than the page's user token; reload "
