@@ -667,6 +667,10 @@ def test_remove_marks_the_subscription_unsubscribed(app: Flask) -> None:
     r = client.delete(API + "/subscription", json={"endpoint": s1["endpoint"]})
     assert r.get_json() == {"removed": True}
     assert [r["status"] for r in rows(app)] == ["unsubscribed", "unsubscribed"]
+    before = rows(app)
+    r = client.delete(API + "/subscription", json={"endpoint": s1["endpoint"]})
+    assert (r.status_code, r.get_json()) == (200, {"removed": False})  # already removed
+    assert rows(app) == before
     assert post(client, "subscription/remove", {"endpoint": ENDPOINT}).get_json() == {
         "removed": False}
     # Subscribing again re-activates the row.

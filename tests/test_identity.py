@@ -102,7 +102,7 @@ def test_tokens_are_bound_to_their_purpose() -> None:
     assert code_of(lambda: UserTokens("secret", 3600).verify(other))[0] == "forged_user_token"
 
 
-@pytest.mark.parametrize("value", [None, "", 42, ["t"], "x" * 1025])
+@pytest.mark.parametrize("value", [None, "", 42, ["t"], "x" * 1025, "ab\ud800.cd", "é.x"])
 def test_token_shape_is_checked_first(value: object) -> None:
     tokens = UserTokens("secret", 3600)
     assert code_of(lambda: tokens.verify(value)) == ("invalid_user_token", 403)

@@ -189,6 +189,9 @@ def test_remove_keeps_the_row(store: Store) -> None:
     assert store.remove_subscription(FCM + "unknown") is False
     record = store.get(sub.endpoint)
     assert record is not None and record.status == "unsubscribed"
+    # A repeated removal (a second DELETE) removes nothing and changes nothing.
+    assert store.remove_subscription(sub.endpoint) is False
+    assert store.get(sub.endpoint) == record
     assert store.subscriptions_for_user("u") == []
     assert store.subscriptions_for_user("u", active_only=False) == [record]
     store.mark_expired(sub.endpoint, "410")  # the user's choice wins

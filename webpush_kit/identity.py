@@ -57,7 +57,10 @@ class UserTokens:
 
     def verify(self, token: object, *, field: str = "user_token") -> str:
         """The user id a token was signed for; a 403 ValidationError when it is not valid."""
-        if not isinstance(token, str) or not token or len(token) > 1024:
+        # Tokens are ASCII (URL-safe base64 and dots): anything else, a lone surrogate
+        # included, is refused here instead of failing inside the signature check.
+        if not isinstance(token, str) or not token or len(token) > 1024 \
+                or not token.isascii():
             raise ValidationError("expected the user token the page was rendered with",
                                   field=field, code="invalid_user_token", status=403)
         known = self._verified.get(token)

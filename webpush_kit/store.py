@@ -1019,14 +1019,16 @@ class Store:
         return self._write(work, one_statement=old is None and not linking)
 
     def remove_subscription(self, endpoint: str) -> bool:
-        """Mark a subscription unsubscribed (kept for the funnel); False if unknown."""
+        """Mark a subscription unsubscribed (kept for the funnel); False if unknown or
+        already unsubscribed (a repeated removal changes nothing, not even updated_at)."""
         key = _check_endpoint(endpoint)
         self._ensure_schema()
         now = _now()
         with self._tx(write=True) as conn:
             result = conn.execute(
                 sa.update(subscriptions)
-                .where(subscriptions.c.endpoint == key)
+                .where(subscriptions.c.endpoint == key,
+                       subscriptions.c.status != "unsubscribed")
                 .values(status="unsubscribed", updated_at=now)
             )
             return result.rowcount > 0
