@@ -186,7 +186,8 @@ class Settings:
     )
     # --- store and identity -------------------------------------------------------------
     database_url: str | None = _opt(
-        "store", "SQLAlchemy URL; unset: SQLite file webpush_kit.sqlite3 in the instance folder."
+        "store", "SQLAlchemy URL; unset: SQLite file webpush_kit.sqlite3 in the Flask "
+        "instance folder (the command line has none: set it for webpush-kit send)."
     )
     push_hosts: tuple[str, ...] = _opt(
         "store", "Extra push-service hosts to accept in subscriptions (host or *.suffix).", ()
@@ -284,7 +285,7 @@ class Settings:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(p), "(file)", f"not valid TOML: {exc}") from None
+            raise ConfigError("--config", str(p), f"not valid TOML: {exc}") from None
         return cls.from_toml_data(data, source=f"{p}: ")
 
     @classmethod
