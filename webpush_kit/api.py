@@ -97,7 +97,6 @@ from urllib.parse import urlsplit
 
 from webpush_kit.errors import ConfigError, ValidationError
 from webpush_kit.identity import UserTokens, check_anonymous_id, check_user_id
-from webpush_kit.messages import lone_surrogate
 from webpush_kit.settings import Settings
 from webpush_kit.store import Store, SubscriptionRecord
 from webpush_kit.subscriptions import (
@@ -513,12 +512,6 @@ class CallbackApi:
             raise ValidationError("the user token was not signed by this site (it has no "
                                   "SECRET_KEY)", field="user_token", code="forged_user_token",
                                   status=403)
-        if isinstance(token, str) and lone_surrogate(token):
-            # Signed tokens are ASCII; checked here because the signature check would
-            # fail on encoding it (UnicodeEncodeError) instead of refusing it.
-            raise ValidationError("expected the user token the page was rendered with (this "
-                                  "one holds a lone surrogate, so it is not one)",
-                                  field="user_token", code="invalid_user_token", status=403)
         user_id = tokens.verify(token)
         if claimed is not None and claimed != user_id:
             raise ValidationError("names another user than the page's user token; reload "

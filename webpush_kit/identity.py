@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from webpush_kit.errors import ValidationError
+from webpush_kit.messages import lone_surrogate
 
 _SALT = "webpush_kit.user-id"
 MAX_ID_LENGTH = 255
@@ -57,11 +58,14 @@ class UserTokens:
 
     def verify(self, token: object, *, field: str = "user_token") -> str:
         """The user id a token was signed for; a 403 ValidationError when it is not valid."""
-        # Tokens are ASCII (URL-safe base64 and dots): anything else, a lone surrogate
-        # included, is refused here instead of failing inside the signature check.
-        if not isinstance(token, str) or not token or len(token) > 1024 \
-                or not token.isascii():
+        if not isinstance(token, str) or not token or len(token) > 1024:
             raise ValidationError("expected the user token the page was rendered with",
+                                  field=field, code="invalid_user_token", status=403)
+        if not token.isascii():
+            # Tokens are ASCII (URL-safe base64 and dots): anything else, a lone surrogate
+            # included, is refused here instead of failing inside the signature check.
+            raise ValidationError("expected the user token the page was rendered with "
+                                  "(tokens are ASCII; this one holds non-ASCII characters)",
                                   field=field, code="invalid_user_token", status=403)
         known = self._verified.get(token)
         if known is not None:
@@ -98,11 +102,9 @@ def check_user_id(value: object, *, field: str) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
         raise ValidationError(f"a non-empty string of at most {MAX_ID_LENGTH} characters",
                               field=field, code="invalid_user_id")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if lone_surrogate(value):
         raise ValidationError("is not valid Unicode text (it holds a lone surrogate)",
-                              field=field, code="invalid_user_id") from None
+                              field=field, code="invalid_user_id")
     if not value.isprintable():
         raise ValidationError("must not contain control characters",
                               field=field, code="invalid_user_id")

@@ -51,6 +51,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 
 from webpush_kit.errors import ConfigError, ValidationError, WebPushKitError
+from webpush_kit.messages import lone_surrogate
 from webpush_kit.subscriptions import (
     CONTENT_ENCODINGS,
     MAX_ENDPOINT_LENGTH,
@@ -233,7 +234,7 @@ def _check_id(value: object, field: str) -> str | None:
         raise _bad(field, "must be a non-empty string or null", f"invalid_{field}")
     if len(value) > MAX_ID_LENGTH:
         raise _bad(field, f"is longer than {MAX_ID_LENGTH} characters", f"invalid_{field}")
-    if not _is_utf8(value):
+    if lone_surrogate(value):
         raise _bad(field, "is not valid Unicode text (it holds a lone surrogate such as "
                    "\\ud800); pass the id as the user's real text", f"invalid_{field}")
     if not value.isprintable():
@@ -246,14 +247,6 @@ def _require_id(value: object, field: str) -> str:
     if checked is None:
         raise _bad(field, "is required", f"invalid_{field}")
     return checked
-
-
-def _is_utf8(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _check_endpoint(value: object, field: str = "endpoint") -> str:
