@@ -574,7 +574,6 @@ class Sender:
         *,
         store: OutcomeSink | None = None,
     ) -> Outcome:
-        _check_options(options)
         return self._runner.run(lambda: self.asend(subscription, message, options, store=store))
 
     def send_many(
@@ -587,7 +586,6 @@ class Sender:
         on_progress: Callable[[Outcome], None] | None = None,
         dedupe: bool = True,
     ) -> Summary:
-        _check_options(options)
         return self._runner.run(
             lambda: self.asend_many(
                 subscriptions, message, options, store=store, on_progress=on_progress, dedupe=dedupe
@@ -603,7 +601,6 @@ class Sender:
         *,
         on_progress: Callable[[Outcome], None] | None = None,
     ) -> Summary:
-        _check_options(options)
         return self._runner.run(
             lambda: self.asend_to_user(store, user_id, message, options, on_progress=on_progress)
         )
@@ -616,7 +613,6 @@ class Sender:
         *,
         on_progress: Callable[[Outcome], None] | None = None,
     ) -> Summary:
-        _check_options(options)
         return self._runner.run(
             lambda: self.asend_to_all(store, message, options, on_progress=on_progress)
         )
