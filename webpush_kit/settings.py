@@ -529,27 +529,9 @@ def _check_types(s: Settings) -> None:
                 raise ConfigError(f.name, v, f"a list of {what}, not a single value")
         elif default is None and v is not None and not isinstance(v, str):
             raise ConfigError(f.name, v, "a string, or unset")
-        _check_utf8(f.name, v)
-
-
-def _check_utf8(name: str, value: object) -> None:
-    """Text settings end up in UTF-8 files and headers: a lone surrogate (``"\\ud800"``,
-    what ``errors="surrogateescape"`` decoding leaves) cannot be written, so it is refused
-    here, naming the setting, instead of failing every request that serves it."""
-    if isinstance(value, str):
-        items: list[tuple[str, object]] = [(name, value)]
-    elif isinstance(value, tuple):
-        items = [(f"{name}[{i}]", v) for i, v in enumerate(value)]
-    else:
-        return  # manifest_extra (any JSON value) is checked with its members
-    for key, v in items:
-        members = v.items() if isinstance(v, Mapping) else [(None, v)]
-        for member, text in members:
-            where = key if member is None else f"{key}.{_shown(member)}"
-            for part in (member, text):
-                problem = lone_surrogate(part) if isinstance(part, str) else None
-                if problem:
-                    raise ConfigError(where, part, _utf8_allowed(problem))
+        # Text ends up in UTF-8 files and headers: a lone surrogate cannot be written, so
+        # it is refused here, naming the setting, instead of failing every request.
+        _find_surrogate(f.name, v)
 
 
 def _utf8_allowed(problem: str) -> str:
@@ -558,9 +540,11 @@ def _utf8_allowed(problem: str) -> str:
 
 
 def _find_surrogate(name: str, value: Any) -> None:
-    """The first string (member name or value) in a JSON value that is not valid Unicode,
-    raised as a ConfigError naming its path. ``value`` has passed ``json.dumps``, so it is
-    finite and free of cycles; walked without recursion."""
+    """The first string (member name or value) in a setting's value that is not valid
+    Unicode (a lone surrogate such as ``"\\ud800"``, what ``errors="surrogateescape"``
+    decoding leaves), raised as a ConfigError naming its path (``manifest_icons[0].src``).
+    Values are strings, tuples of them or of icon tables, or JSON that has passed
+    ``json.dumps`` (finite, free of cycles); walked without recursion."""
     stack: list[tuple[str, Any]] = [(name, value)]
     while stack:
         where, v = stack.pop()
@@ -568,7 +552,7 @@ def _find_surrogate(name: str, value: Any) -> None:
             problem = lone_surrogate(v)
             if problem:
                 raise ConfigError(where, v, _utf8_allowed(problem))
-        elif isinstance(v, dict):
+        elif isinstance(v, Mapping):
             for k, item in v.items():
                 if isinstance(k, str) and lone_surrogate(k):
                     raise ConfigError(f"{where}.{_shown(k)}", k,
